@@ -1,0 +1,1 @@
+"""Frozen value types, Protocols and errors shared by every layer."""

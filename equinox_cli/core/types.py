@@ -1,0 +1,98 @@
+"""Frozen value types that cross layer boundaries. Units are in the field names."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """What a scheduler may see of a request: never its true output length."""
+
+    request_id: str
+    client_id: str
+    arrival_s: float
+    prompt_tokens: int
+    max_tokens: int
+    weight: float = 1.0
+    prompt: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class WorkloadItem:
+    """A request plus the ground truth the engine needs to run it."""
+
+    request: Request
+    output_tokens: int
+
+
+@dataclass(frozen=True, slots=True)
+class Workload:
+    """Requests sorted by (arrival_s, request_id); `name` says where they came from."""
+
+    name: str
+    items: tuple[WorkloadItem, ...]
+    source: Mapping[str, object] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    @property
+    def clients(self) -> tuple[str, ...]:
+        return tuple(sorted({it.request.client_id for it in self.items}))
+
+    @property
+    def duration_s(self) -> float:
+        return self.items[-1].request.arrival_s if self.items else 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class ClientStepService:
+    """What one client's running requests received in one engine step."""
+
+    prefill_tokens: int
+    decode_tokens: int
+    context_tokens: int  # KV tokens its running requests attended over in the step
+
+
+@dataclass(frozen=True, slots=True)
+class Progress:
+    """Service given in one engine step, per client (the policy charges its counters from it)."""
+
+    now_s: float  # end of the step
+    step_time_s: float
+    gpu_util: float  # 0..1, the engine's (modelled or measured) utilisation during the step
+    by_client: Mapping[str, ClientStepService]
+
+
+CompletionStatus = Literal["finished", "rejected", "aborted"]
+
+
+@dataclass(frozen=True, slots=True)
+class Completion:
+    """A request that left the engine, with what really happened."""
+
+    request: Request
+    status: CompletionStatus
+    output_tokens: int
+    now_s: float
+    first_token_s: float | None = None
+    admitted_s: float | None = None
+    preemptions: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class RunResult:
+    """Everything one engine run produced, as plain column lists (one writer turns it to Parquet).
+
+    requests: one row per request; steps: one row per engine step; counters: periodic samples
+    of the policy's per-client counters (empty for policies without counters).
+    """
+
+    policy: str
+    requests: Mapping[str, list[object]]
+    steps: Mapping[str, list[object]]
+    counters: Mapping[str, list[object]]
+    config: Mapping[str, object]

@@ -1,0 +1,1 @@
+"""Traces and workloads: canonical schema, format readers, tenant assignment, synthetic suites."""

@@ -1,0 +1,143 @@
+"""build_workload(): one entry from a trace file, a ServeGen folder or a suite name to a Workload."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from equinox_cli.core.errors import UserInputError, unknown_name
+from equinox_cli.core.types import Workload
+from equinox_cli.workload.readers.canonical import read_canonical
+from equinox_cli.workload.readers.lmsys import read_lmsys
+from equinox_cli.workload.readers.raw import RawTrace
+from equinox_cli.workload.readers.servegen import read_servegen
+from equinox_cli.workload.readers.sharegpt import read_sharegpt
+from equinox_cli.workload.readers.timed import read_azure, read_burstgpt, read_mooncake
+from equinox_cli.workload.schema import frame_to_workload, validate_frame
+from equinox_cli.workload.suites import SUITES
+from equinox_cli.workload.tenants import TenantRule, assign_clients, parse_tenant_rule
+from equinox_cli.workload.tokens import load_token_counter
+
+FORMATS = ("canonical", "sharegpt", "lmsys", "burstgpt", "azure", "mooncake", "servegen")
+DEFAULT_WORKLOAD = "default"
+
+
+@dataclass(frozen=True, slots=True)
+class WorkloadSpec:
+    """How to build a workload. `source` is a path, a suite name or None (the default suite)."""
+
+    source: str | None = None
+    format: str | None = None
+    tenants: str | None = None
+    seed: int = 42
+    rate_rps: float = 5.0  # Poisson arrival rate for sources without times (ShareGPT, LMSYS)
+    time_scale: float = 1.0  # >1 compresses the trace's time axis (more load)
+    duration_s: float | None = None
+    limit: int | None = None
+    start_s: float = 0.0  # ServeGen: window start
+    tokenizer: Path | None = None
+
+
+def detect_format(path: Path) -> str:
+    """The trace format of a file or folder, from its name and first record."""
+    if path.is_dir():
+        return "servegen"
+    suffix = path.suffix.lower()
+    if suffix == ".parquet":
+        return "canonical"
+    head = path.read_bytes()[:4096].decode("utf-8", errors="replace")
+    if suffix == ".csv":
+        first = head.splitlines()[0] if head else ""
+        if "ContextTokens" in first:
+            return "azure"
+        if "Response tokens" in first:
+            return "burstgpt"
+        return "canonical"
+    stripped = head.lstrip()
+    if stripped.startswith("["):
+        return "sharegpt" if '"conversations"' in head else "lmsys"
+    if '"input_length"' in head and '"output_length"' in head:
+        return "mooncake"
+    if '"conversation"' in head:
+        return "lmsys"
+    return "canonical"
+
+
+def _read(path: Path, fmt: str, spec: WorkloadSpec) -> RawTrace:
+    if fmt == "canonical":
+        return read_canonical(path)
+    if fmt in ("sharegpt", "lmsys"):
+        count, exact = load_token_counter(spec.tokenizer)
+        raw = read_sharegpt(path, count, spec.seed) if fmt == "sharegpt" else read_lmsys(path, count)
+        if not exact:
+            raw.warnings.append(
+                f"{path}: no --tokenizer given: token counts approximated as ceil(chars / 4)"
+            )
+        return raw
+    if fmt == "servegen":
+        return read_servegen(path, spec.seed, spec.start_s, spec.duration_s or 600.0)
+    readers = {"azure": read_azure, "burstgpt": read_burstgpt, "mooncake": read_mooncake}
+    return readers[fmt](path)
+
+
+def _complete(raw: RawTrace, spec: WorkloadSpec, path: str) -> pd.DataFrame:
+    """Fill in arrivals, tenants and ids that the source lacks; apply scale and limits."""
+    frame = raw.frame.copy()
+    if "arrival_s" not in frame.columns:
+        rng = np.random.default_rng(spec.seed)
+        gaps = rng.exponential(1.0 / spec.rate_rps, len(frame))
+        frame["arrival_s"] = np.cumsum(gaps) - gaps[0]
+    frame = frame.sort_values("arrival_s", kind="stable").reset_index(drop=True)
+    frame["arrival_s"] = frame["arrival_s"] / spec.time_scale
+    if spec.duration_s is not None and raw.format != "servegen":
+        frame = frame[frame["arrival_s"] < spec.duration_s]
+    if spec.limit is not None:
+        frame = frame.head(spec.limit)
+    rule: TenantRule | None = parse_tenant_rule(spec.tenants) if spec.tenants else None
+    if rule is None and "client_id" not in frame.columns:
+        rule = parse_tenant_rule("round-robin:4")
+        raw.warnings.append(f"{path}: no tenant ids in the trace: assigned round-robin:4 (--tenants)")
+    if rule is not None:
+        frame["client_id"] = assign_clients(frame, rule, spec.seed, path).to_numpy()
+    if "request_id" not in frame.columns:
+        frame["request_id"] = [f"r{i}" for i in range(len(frame))]
+    return frame
+
+
+def build_workload(spec: WorkloadSpec) -> tuple[Workload, list[str]]:
+    """The workload a spec names, and the warnings a user should see (nothing is printed here)."""
+    name = spec.source or DEFAULT_WORKLOAD
+    if spec.time_scale <= 0 or spec.rate_rps <= 0:
+        raise UserInputError("--time-scale and --rate must be > 0")
+    if spec.source is None or (spec.source in SUITES and not Path(spec.source).exists()):
+        frame = SUITES[name](spec.seed, spec.duration_s)
+        if spec.tenants:
+            frame["client_id"] = assign_clients(
+                frame, parse_tenant_rule(spec.tenants), spec.seed, name
+            ).to_numpy()
+        if spec.limit is not None:
+            frame = frame.head(spec.limit)
+        frame = validate_frame(frame, name)
+        return frame_to_workload(frame, name, {"suite": name, "seed": spec.seed}), []
+    path = Path(spec.source)
+    if not path.exists():
+        raise UserInputError(
+            f"{spec.source}: no such file, folder or suite; suites: {', '.join(sorted(SUITES))}"
+        )
+    if spec.format is not None and spec.format not in FORMATS:
+        raise unknown_name("format", spec.format, FORMATS)
+    fmt = spec.format or detect_format(path)
+    raw = _read(path, fmt, spec)
+    frame = _complete(raw, spec, str(path))
+    frame = validate_frame(frame, str(path), allow_extra=True)
+    source = {"path": str(path), "format": fmt, "seed": spec.seed, "tenants": spec.tenants,
+              "time_scale": spec.time_scale}
+    return frame_to_workload(frame, path.stem, source), raw.warnings
+
+
+def describe_source(spec: WorkloadSpec) -> str:
+    return json.dumps({k: str(v) for k, v in spec.__dict__.items() if v is not None})

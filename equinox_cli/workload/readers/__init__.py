@@ -1,0 +1,1 @@
+"""One reader per external trace format; each returns a RawTrace for build_workload()."""

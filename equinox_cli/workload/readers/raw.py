@@ -1,0 +1,88 @@
+"""The common result of every format reader, and helpers they share."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from equinox_cli.core.errors import UserInputError
+
+
+@dataclass
+class RawTrace:
+    """A reader's rows before tenant assignment and validation.
+
+    frame has at least prompt_tokens and output_tokens; arrival_s when the source has times;
+    client_id when the source has tenants; any other columns may serve as `--tenants column:X`.
+    """
+
+    frame: pd.DataFrame
+    format: str
+    warnings: list[str] = field(default_factory=list)
+
+
+def read_json_any(path: Path) -> object:
+    """A JSON document, with a one-line error naming the file and the position."""
+    try:
+        with path.open(encoding="utf-8") as handle:
+            return json.load(handle)
+    except json.JSONDecodeError as exc:
+        raise UserInputError(f"{path}: line {exc.lineno}: bad JSON: {exc.msg}") from None
+    except UnicodeDecodeError as exc:
+        raise UserInputError(f"{path}: not UTF-8 text ({exc.reason})") from None
+
+
+def iter_jsonl(path: Path) -> Iterator[tuple[int, dict[str, object]]]:
+    """(line number, object) for each non-blank line of a JSON Lines file."""
+    try:
+        with path.open(encoding="utf-8") as handle:
+            for lineno, line in enumerate(handle, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    obj = json.loads(line)
+                except json.JSONDecodeError as exc:
+                    raise UserInputError(f"{path}: row {lineno}: bad JSON: {exc.msg}") from None
+                if not isinstance(obj, dict):
+                    raise UserInputError(f"{path}: row {lineno}: expected a JSON object")
+                yield lineno, obj
+    except UnicodeDecodeError as exc:
+        raise UserInputError(f"{path}: not UTF-8 text ({exc.reason})") from None
+
+
+def read_csv(path: Path) -> pd.DataFrame:
+    try:
+        frame = pd.read_csv(path)
+    except pd.errors.EmptyDataError:
+        raise UserInputError(f"{path}: empty file") from None
+    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UserInputError(f"{path}: bad CSV: {first}") from None
+    frame.columns = [str(c).strip() for c in frame.columns]
+    return frame
+
+
+def require_columns(frame: pd.DataFrame, path: Path, columns: tuple[str, ...], fmt: str) -> None:
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise UserInputError(
+            f"{path}: not a {fmt} file: missing column(s) {', '.join(missing)} "
+            f"(found: {', '.join(map(str, frame.columns))})"
+        )
+
+
+def int_field(obj: dict[str, object], key: str, path: Path, row: int) -> int:
+    """A non-negative integer field of a JSON record, or a one-line error."""
+    if key not in obj:
+        raise UserInputError(f"{path}: row {row}: field {key!r}: missing")
+    value = obj[key]
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise UserInputError(f"{path}: row {row}: field {key!r}: not a number: {value!r}")
+    if value < 0 or value != int(value):
+        raise UserInputError(f"{path}: row {row}: field {key!r}: not a count >= 0: {value!r}")
+    return int(value)

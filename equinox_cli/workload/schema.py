@@ -1,0 +1,129 @@
+"""The canonical trace schema (DESIGN.md §4), validated on load.
+
+One row per request: request_id, client_id, arrival_s, prompt_tokens, output_tokens, plus optional
+prompt, weight, max_tokens. Every check names the file, the row (1-based, as a person counts data
+rows) and the field.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+from equinox_cli.core.errors import UserInputError
+from equinox_cli.core.types import Request, Workload, WorkloadItem
+
+REQUIRED_COLUMNS = ("request_id", "client_id", "arrival_s", "prompt_tokens", "output_tokens")
+OPTIONAL_COLUMNS = ("prompt", "weight", "max_tokens")
+CANONICAL_COLUMNS = REQUIRED_COLUMNS + OPTIONAL_COLUMNS
+
+
+def _bad(path: str, row: int, column: str, why: str) -> UserInputError:
+    return UserInputError(f"{path}: row {row}: field {column!r}: {why}")
+
+
+def _check_numeric(frame: pd.DataFrame, path: str, column: str, integer: bool, positive: bool) -> None:
+    values = pd.to_numeric(frame[column], errors="coerce")
+    bad = values.isna() | ~np.isfinite(values.astype(float))
+    if bad.any():
+        row = int(np.flatnonzero(bad.to_numpy())[0])
+        raise _bad(path, row + 1, column, f"not a number: {frame[column].iloc[row]!r}")
+    if integer:
+        frac = (values % 1) != 0
+        if frac.any():
+            row = int(np.flatnonzero(frac.to_numpy())[0])
+            raise _bad(path, row + 1, column, f"not an integer: {values.iloc[row]!r}")
+    floor_bad = values <= 0 if positive else values < 0
+    if floor_bad.any():
+        row = int(np.flatnonzero(floor_bad.to_numpy())[0])
+        sign = "must be > 0" if positive else "must be >= 0"
+        raise _bad(path, row + 1, column, f"{sign}, got {values.iloc[row]!r}")
+    frame[column] = values.astype("int64" if integer else "float64")
+
+
+def validate_frame(frame: pd.DataFrame, path: str, allow_extra: bool = False) -> pd.DataFrame:
+    """Return a clean canonical frame sorted by arrival, or raise a one-line UserInputError."""
+    if frame.empty:
+        raise UserInputError(f"{path}: empty trace (no rows)")
+    missing = [c for c in REQUIRED_COLUMNS if c not in frame.columns]
+    if missing:
+        raise UserInputError(
+            f"{path}: missing column(s) {', '.join(missing)}; canonical columns: "
+            f"{', '.join(CANONICAL_COLUMNS)}"
+        )
+    extra = [c for c in frame.columns if c not in CANONICAL_COLUMNS]
+    if extra and not allow_extra:
+        raise UserInputError(
+            f"{path}: unknown column(s) {', '.join(map(str, extra))}; canonical columns: "
+            f"{', '.join(CANONICAL_COLUMNS)}"
+        )
+    frame = frame[[c for c in CANONICAL_COLUMNS if c in frame.columns]].copy()
+    frame = frame.reset_index(drop=True)
+    for column in ("request_id", "client_id"):
+        empty = frame[column].isna() | (frame[column].astype(str).str.len() == 0)
+        if empty.any():
+            raise _bad(path, int(np.flatnonzero(empty.to_numpy())[0]) + 1, column, "empty")
+        frame[column] = frame[column].astype(str)
+    _check_numeric(frame, path, "arrival_s", integer=False, positive=False)
+    _check_numeric(frame, path, "prompt_tokens", integer=True, positive=True)
+    _check_numeric(frame, path, "output_tokens", integer=True, positive=True)
+    if "weight" in frame.columns:
+        _check_numeric(frame, path, "weight", integer=False, positive=True)
+    if "max_tokens" in frame.columns:
+        _check_numeric(frame, path, "max_tokens", integer=True, positive=True)
+        short = frame["max_tokens"] < frame["output_tokens"]
+        if short.any():
+            row = int(np.flatnonzero(short.to_numpy())[0])
+            raise _bad(path, row + 1, "max_tokens", "smaller than output_tokens")
+    dup = frame["request_id"].duplicated()
+    if dup.any():
+        row = int(np.flatnonzero(dup.to_numpy())[0])
+        raise _bad(path, row + 1, "request_id", f"duplicate id {frame['request_id'].iloc[row]!r}")
+    return frame.sort_values(["arrival_s", "request_id"], kind="stable").reset_index(drop=True)
+
+
+def frame_to_workload(frame: pd.DataFrame, name: str, source: dict[str, object]) -> Workload:
+    """Turn a validated canonical frame into a Workload (max_tokens defaults to output_tokens)."""
+    has_prompt = "prompt" in frame.columns
+    has_weight = "weight" in frame.columns
+    has_max = "max_tokens" in frame.columns
+    items = []
+    for row in frame.itertuples(index=False):
+        output = int(row.output_tokens)
+        prompt = getattr(row, "prompt") if has_prompt else None
+        if isinstance(prompt, float) and math.isnan(prompt):
+            prompt = None
+        request = Request(
+            request_id=str(row.request_id),
+            client_id=str(row.client_id),
+            arrival_s=float(row.arrival_s),
+            prompt_tokens=int(row.prompt_tokens),
+            max_tokens=int(getattr(row, "max_tokens")) if has_max else output,
+            weight=float(getattr(row, "weight")) if has_weight else 1.0,
+            prompt=prompt,
+        )
+        items.append(WorkloadItem(request=request, output_tokens=output))
+    return Workload(name=name, items=tuple(items), source=source)
+
+
+def workload_to_frame(workload: Workload | Sequence[WorkloadItem]) -> pd.DataFrame:
+    """The canonical frame of a workload (inverse of frame_to_workload)."""
+    items = workload.items if isinstance(workload, Workload) else workload
+    frame = pd.DataFrame(
+        {
+            "request_id": [it.request.request_id for it in items],
+            "client_id": [it.request.client_id for it in items],
+            "arrival_s": [it.request.arrival_s for it in items],
+            "prompt_tokens": [it.request.prompt_tokens for it in items],
+            "output_tokens": [it.output_tokens for it in items],
+            "weight": [it.request.weight for it in items],
+            "max_tokens": [it.request.max_tokens for it in items],
+        }
+    )
+    prompts = [it.request.prompt for it in items]
+    if any(p is not None for p in prompts):
+        frame.insert(5, "prompt", prompts)
+    return frame
