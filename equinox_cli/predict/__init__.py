@@ -1,0 +1,1 @@
+"""Output predictors the fair policies can be given (MoPE arrives with `train-mope`)."""
