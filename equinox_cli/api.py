@@ -1,0 +1,154 @@
+"""One composition-root function per verb, callable from Python; the CLI only parses and calls."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import platform
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from equinox_cli import __version__
+from equinox_cli.core.errors import UserInputError
+from equinox_cli.core.protocols import OutputPredictor, Policy, RunObserver
+from equinox_cli.core.types import Workload
+from equinox_cli.engines.sim.engine import SimEngine, apply_engine_args
+from equinox_cli.engines.sim.profiles import DEFAULT_PROFILE, Profile, get_profile
+from equinox_cli.metrics.summary import MetricsConfig, RunTables, summarize
+from equinox_cli.policies import NEEDS_PREDICTOR, POLICY_NAMES, make_policy
+from equinox_cli.predict.baselines import MovingAveragePredictor
+from equinox_cli.report.parquet import write_report
+from equinox_cli.workload.build import WorkloadSpec, build_workload
+from equinox_cli.workload.schema import workload_to_frame
+
+ENGINES = ("sim",)
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayConfig:
+    workload: WorkloadSpec = field(default_factory=WorkloadSpec)
+    engine: str = "sim"
+    profile: str = DEFAULT_PROFILE
+    policy: str = "equinox"
+    baselines: tuple[str, ...] = ()
+    policy_params: tuple[str, ...] = ()  # "key=value" (main policy) or "policy.key=value"
+    engine_params: tuple[str, ...] = ()  # "key=value" simulator overrides
+    out: Path | None = None
+    reports_root: Path = Path("reports")
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayOutcome:
+    out_dir: Path
+    workload: Workload
+    summary: pd.DataFrame
+    runs: Mapping[str, RunTables]
+    warnings: list[str]
+
+
+def split_key_values(pairs: Sequence[str], flag: str) -> list[tuple[str, str]]:
+    result = []
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise UserInputError(f"bad {flag} value {pair!r}: expected key=value")
+        result.append((key.strip(), value.strip()))
+    return result
+
+
+def route_policy_params(pairs: Sequence[str], main: str, policies: Sequence[str]) -> dict[str, dict[str, str]]:
+    """`-P key=value` goes to the main policy, `-P name.key=value` to the named one."""
+    routed: dict[str, dict[str, str]] = {name: {} for name in policies}
+    for key, value in split_key_values(pairs, "-P"):
+        name, dot, sub = key.partition(".")
+        target, sub_key = (name, sub) if dot and name in POLICY_NAMES else (main, key)
+        if target not in routed:
+            raise UserInputError(f"-P {key}: policy {target!r} is not in this run ({', '.join(policies)})")
+        routed[target][sub_key] = value
+    return routed
+
+
+def resolve_profile(name: str, engine_params: Sequence[str]) -> Profile:
+    return apply_engine_args(get_profile(name), dict(split_key_values(engine_params, "-E")))
+
+
+def build_policies(config: ReplayConfig) -> dict[str, Policy]:
+    names = list(dict.fromkeys([config.policy, *config.baselines]))
+    routed = route_policy_params(config.policy_params, config.policy, names)
+    policies: dict[str, Policy] = {}
+    for name in names:
+        predictor: OutputPredictor | None = MovingAveragePredictor() if name in NEEDS_PREDICTOR else None
+        policies[name] = make_policy(name, routed[name], predictor)
+    return policies
+
+
+def _versions() -> dict[str, str]:
+    versions = {"equinox-cli": __version__, "python": platform.python_version()}
+    for package in ("numpy", "pandas", "pyarrow"):
+        try:
+            versions[package] = importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            versions[package] = "unknown"
+    return versions
+
+
+def default_run_dir(root: Path, workload: str, seed: int) -> Path:
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    base = root / f"{stamp}-{workload}-seed{seed}"
+    candidate, n = base, 1
+    while candidate.exists():
+        n += 1
+        candidate = Path(f"{base}-{n}")
+    return candidate
+
+
+def replay(config: ReplayConfig, observer: RunObserver | None = None) -> ReplayOutcome:
+    """Run the workload under the policy and every baseline; write the report; return the numbers."""
+    if config.engine not in ENGINES:
+        raise UserInputError(
+            f"unknown engine {config.engine!r}; valid: {', '.join(ENGINES)} "
+            "(the live vLLM/HTTP engines are not built yet)"
+        )
+    if config.out is not None and config.out.exists() and any(config.out.iterdir()):
+        raise UserInputError(f"{config.out}: --out folder exists and is not empty")
+    profile = resolve_profile(config.profile, config.engine_params)
+    policies = build_policies(config)  # validates names and -P before the (long) runs
+    workload, warnings = build_workload(config.workload)
+    engine = SimEngine(profile)
+    runs: dict[str, RunTables] = {}
+    for name, policy in policies.items():
+        result = engine.run(workload, policy, observer)
+        runs[name] = summarize(name, pd.DataFrame(result.requests), pd.DataFrame(result.steps),
+                               pd.DataFrame(result.counters, columns=list(result.counters)),
+                               config.metrics)
+    summary = pd.DataFrame([run.summary for run in runs.values()])
+    run_meta = {
+        "command": "replay", "workload": asdict(config.workload), "workload_name": workload.name,
+        "workload_source": dict(workload.source), "requests": len(workload),
+        "engine": config.engine, "profile": asdict(profile),
+        "policies": {name: _params_of(p) for name, p in policies.items()},
+        "metrics": asdict(config.metrics), "versions": _versions(),
+    }
+    out_dir = config.out or default_run_dir(config.reports_root, workload.name, config.workload.seed)
+    per_policy = {
+        name: {"requests": run.requests, "clients": run.clients, "steps": run.steps,
+               "timeline": run.timeline,
+               "counters": run.counters}
+        for name, run in runs.items()
+    }
+    write_report(out_dir, run_meta, summary, per_policy)
+    return ReplayOutcome(out_dir, workload, summary, runs, warnings)
+
+
+def _params_of(policy: Policy) -> dict[str, object]:
+    params = getattr(policy, "params", None)
+    return asdict(params) if params is not None else {}
+
+
+def workload_frame(spec: WorkloadSpec) -> tuple[pd.DataFrame, Workload, list[str]]:
+    workload, warnings = build_workload(spec)
+    return workload_to_frame(workload), workload, warnings

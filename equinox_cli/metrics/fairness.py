@@ -1,0 +1,68 @@
+"""Fairness: VTC's service difference, Jain's index over max-min normalised service, counter gaps."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+
+def jain(values: np.ndarray) -> float:
+    """(Σx)² / (n·Σx²); 1 is perfectly even. NaN for an empty or all-zero vector."""
+    x = np.asarray(values, dtype=float)
+    denom = x.size * float((x * x).sum())
+    return float(x.sum() ** 2 / denom) if denom > 0 else float("nan")
+
+
+def maxmin_shares(demand: np.ndarray, capacity: float) -> np.ndarray:
+    """Max-min fair (water-filling) split of `capacity` among demands (weights already applied)."""
+    demand = np.asarray(demand, dtype=float)
+    share = np.zeros_like(demand)
+    left = capacity
+    active = demand > 0
+    while active.any() and left > 1e-12:
+        level = left / active.sum()
+        small = active & (demand - share <= level)
+        if small.any():
+            left -= float((demand[small] - share[small]).sum())
+            share[small] = demand[small]
+            active &= ~small
+        else:
+            share[active] += level
+            left = 0.0
+    return share
+
+
+def normalised_jain(service: np.ndarray, demand: np.ndarray) -> float:
+    """Jain's index of service / max-min fair share, over clients with demand."""
+    fair = maxmin_shares(demand, float(np.sum(service)))
+    mask = fair > 0
+    return jain(np.asarray(service, dtype=float)[mask] / fair[mask]) if mask.any() else float("nan")
+
+
+def service_difference(timeline: pd.DataFrame) -> pd.DataFrame:
+    """VTC's diff(t) = Σ_j min(max_k s_k − s_j, |d_j − s_j|) per tick (s, d windowed, weighted)."""
+    s = timeline.pivot(index="time_s", columns="client_id", values="service").fillna(0.0)
+    d = timeline.pivot(index="time_s", columns="client_id", values="demand").fillna(0.0)
+    gap = s.max(axis=1).to_numpy()[:, None] - s.to_numpy()
+    unmet = np.abs(d.to_numpy() - s.to_numpy())
+    return pd.DataFrame({"time_s": s.index.to_numpy(), "diff": np.minimum(gap, unmet).sum(axis=1)})
+
+
+def windowed_jain(timeline: pd.DataFrame) -> float:
+    """Mean over ticks of Jain's index of windowed service / windowed max-min share."""
+    values = []
+    for _, tick in timeline.groupby("time_s", sort=True):
+        value = normalised_jain(tick["service"].to_numpy(), tick["demand"].to_numpy())
+        if not np.isnan(value):
+            values.append(value)
+    return float(np.mean(values)) if values else float("nan")
+
+
+def counter_gaps(counters: pd.DataFrame) -> pd.Series:
+    """Per sample time: max − min counter among backlogged clients (needs two or more)."""
+    if counters.empty:
+        return pd.Series(dtype=float)
+    backlogged = counters[counters["backlogged"]]
+    grouped = backlogged.groupby("time_s")["counter"]
+    gaps = grouped.max() - grouped.min()
+    return gaps[grouped.count() >= 2]

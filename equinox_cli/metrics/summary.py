@@ -1,0 +1,104 @@
+"""One run's headline numbers, computed from its tables (so they can be recomputed from Parquet).
+
+The measurement window for fairness is [0, last arrival]: after the last arrival every backlog
+drains and any policy looks fair. Throughput and utilisation use the whole run (to the last finish).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from equinox_cli.metrics.fairness import (
+    counter_gaps,
+    normalised_jain,
+    service_difference,
+    windowed_jain,
+)
+from equinox_cli.metrics.latency import percentiles, with_latencies
+from equinox_cli.metrics.service import ServiceConfig, client_totals, timeline
+
+
+@dataclass(frozen=True, slots=True)
+class MetricsConfig:
+    service: ServiceConfig = field(default_factory=ServiceConfig)
+    ttft_slo_s: float = 5.0
+    tpot_slo_s: float = 0.2
+
+
+@dataclass(frozen=True, slots=True)
+class RunTables:
+    """Derived tables of one run, ready to write."""
+
+    requests: pd.DataFrame
+    clients: pd.DataFrame
+    steps: pd.DataFrame
+    timeline: pd.DataFrame
+    counters: pd.DataFrame
+    summary: dict[str, float | int | str]
+
+
+def _system(requests: pd.DataFrame, steps: pd.DataFrame, cfg: MetricsConfig) -> dict[str, float]:
+    finished = requests[requests["status"] == "finished"]
+    makespan = float(requests["finish_s"].max()) if len(requests) else 0.0
+    busy = float((steps["gpu_util"] * steps["step_time_s"]).sum()) if len(steps) else 0.0
+    good = finished[(finished["ttft_s"] <= cfg.ttft_slo_s)
+                    & ((finished["tpot_s"] <= cfg.tpot_slo_s) | finished["tpot_s"].isna())]
+    per_s = 1.0 / makespan if makespan > 0 else float("nan")
+    return {
+        "makespan_s": makespan,
+        "output_tokens_per_s": float(finished["output_tokens"].sum()) * per_s,
+        "total_tokens_per_s": float((finished["output_tokens"] + finished["prompt_tokens"]).sum()) * per_s,
+        "requests_per_s": len(finished) * per_s,
+        "goodput_requests_per_s": len(good) * per_s,
+        "gpu_util_mean": busy * per_s,
+        "preemptions": int(steps["preempted"].sum()) if len(steps) else 0,
+    }
+
+
+def summarize(policy: str, raw_requests: pd.DataFrame, steps: pd.DataFrame,
+              counters: pd.DataFrame, cfg: MetricsConfig) -> RunTables:
+    requests = with_latencies(raw_requests)
+    end_s = float(requests["arrival_s"].max()) if len(requests) else 0.0
+    end_s = max(end_s, cfg.service.tick_s)
+    line = timeline(requests, cfg.service, end_s)
+    clients = client_totals(requests, cfg.service, end_s)
+    diff = service_difference(line)["diff"]
+    gaps = counter_gaps(counters)
+    summary: dict[str, float | int | str] = {
+        "policy": policy,
+        "requests": len(requests),
+        "finished": int((requests["status"] == "finished").sum()),
+        "rejected": int((requests["status"] == "rejected").sum()),
+        "aborted": int((requests["status"] == "aborted").sum()),
+        **_system(requests, steps, cfg),
+        **percentiles(requests["ttft_s"], "ttft_s"),
+        **percentiles(requests["tpot_s"], "tpot_s"),
+        **percentiles(requests["e2e_s"], "e2e_s"),
+        "jain_index": normalised_jain(clients["service"].to_numpy(), clients["demand"].to_numpy()),
+        "jain_windowed_mean": windowed_jain(line),
+        "service_diff_max": float(diff.max()),
+        "service_diff_mean": float(diff.mean()),
+        "service_diff_var": float(diff.var(ddof=0)),
+        "counter_gap_max": float(gaps.max()) if len(gaps) else float("nan"),
+        "counter_gap_mean": float(gaps.mean()) if len(gaps) else float("nan"),
+        "fairness_window_end_s": end_s,
+    }
+    clients = clients.merge(_client_latency(requests), on="client_id", how="left")
+    return RunTables(requests, clients, steps, line, counters, summary)
+
+
+def _client_latency(requests: pd.DataFrame) -> pd.DataFrame:
+    rows = []
+    for client, group in requests.groupby("client_id", sort=True):
+        ttft = group["ttft_s"].dropna().to_numpy(float)
+        rows.append({
+            "client_id": client,
+            "ttft_mean_s": float(ttft.mean()) if ttft.size else float("nan"),
+            "ttft_p99_s": float(np.percentile(ttft, 99)) if ttft.size else float("nan"),
+            "e2e_mean_s": float(group["e2e_s"].mean()),
+            "output_tokens_served": int(group.loc[group["status"] == "finished", "output_tokens"].sum()),
+        })
+    return pd.DataFrame(rows)

@@ -1,0 +1,1 @@
+"""Writers of run outputs (one writer per format); nothing here computes metrics."""
