@@ -1,0 +1,1 @@
+"""The command-line layer: Typer commands and Rich output. Nothing below it imports either."""

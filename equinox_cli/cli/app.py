@@ -1,0 +1,162 @@
+"""The `equinox` command. Each verb parses its options and calls one function of equinox_cli.api."""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from equinox_cli import __version__, api
+from equinox_cli.cli import options as o
+from equinox_cli.cli.progress import RichProgressObserver
+from equinox_cli.cli.tables import clients_table, comparison_table, stats_table
+from equinox_cli.core.errors import UserInputError
+from equinox_cli.engines.sim.profiles import DEFAULT_PROFILE, PROFILES
+from equinox_cli.policies import POLICY_NAMES
+from equinox_cli.workload.suites import SUITES
+
+app = typer.Typer(
+    name="equinox", no_args_is_help=True, add_completion=False,
+    help="Holistic fair scheduling for multi-tenant LLM serving: replay, compare, report.",
+)
+traces_app = typer.Typer(no_args_is_help=True, help="Inspect and convert traces.")
+app.add_typer(traces_app, name="traces")
+out_console = Console()
+err_console = Console(stderr=True)
+
+
+def _warn(warnings: list[str]) -> None:
+    for line in warnings:
+        err_console.print(f"[yellow]warning:[/] {line}", highlight=False)
+
+
+def _clean(value: object) -> object:
+    return None if isinstance(value, float) and math.isnan(value) else value
+
+
+@app.command(epilog="Example: equinox replay overload --profile a10g-llama2-7b --baseline vtc --baseline fcfs")
+def replay(
+    workload: o.WorkloadArg = None,
+    engine: Annotated[str, typer.Option("--engine", help="Engine to run on: sim (the built-in simulator).")] = "sim",
+    profile: Annotated[str, typer.Option("--profile", help=f"Simulator hardware profile: {', '.join(PROFILES)}.")] = DEFAULT_PROFILE,
+    policy: Annotated[str, typer.Option("--policy", help=f"Policy under test: {', '.join(POLICY_NAMES)}.")] = "equinox",
+    baseline: Annotated[list[str] | None, typer.Option("--baseline", help="Add a policy to compare (repeatable).")] = None,
+    param: Annotated[list[str] | None, typer.Option("-P", "--param", help="Policy parameter key=value (main policy) or policy.key=value.")] = None,
+    engine_param: Annotated[list[str] | None, typer.Option("-E", "--engine-param", help="Simulator override key=value, e.g. max_num_seqs=128, chunked_prefill=false, admission=vtc.")] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Report folder (default: a new folder under reports/).")] = None,
+    as_json: o.JsonOpt = False,
+    fmt: o.FormatOpt = None,
+    tenants: o.TenantsOpt = None,
+    seed: o.SeedOpt = 42,
+    rate: o.RateOpt = 5.0,
+    time_scale: o.TimeScaleOpt = 1.0,
+    duration: o.DurationOpt = None,
+    limit: o.LimitOpt = None,
+    start: o.StartOpt = 0.0,
+    tokenizer: o.TokenizerOpt = None,
+) -> None:
+    """Replay a multi-tenant workload under a policy and baselines; print a comparison; write Parquet.
+
+    WORKLOAD is a trace file, a ServeGen folder or a suite name (default: the embedded
+    'default' mix). Suites: default, overload, overload-multi, overload-weighted, proportional,
+    on-off-less, on-off-overload, poisson-short-long, poisson-short-long-2, increase, dist-shift,
+    sharegpt-like.
+    """
+    config = api.ReplayConfig(
+        workload=o.workload_spec(workload, fmt, tenants, seed, rate, time_scale, duration, limit,
+                                 start, tokenizer),
+        engine=engine, profile=profile, policy=policy, baselines=tuple(baseline or ()),
+        policy_params=tuple(param or ()), engine_params=tuple(engine_param or ()), out=out,
+    )
+    observer = None if as_json or not err_console.is_terminal else RichProgressObserver(err_console)
+    outcome = api.replay(config, observer)
+    _warn(outcome.warnings)
+    if as_json:
+        rows = [{k: _clean(v) for k, v in row.items()} for row in outcome.summary.to_dict("records")]
+        out_console.print_json(json.dumps({"out": str(outcome.out_dir), "summary": rows}))
+        return
+    title = f"{outcome.workload.name}: {len(outcome.workload)} requests, profile {profile}"
+    out_console.print(comparison_table(outcome.summary, title))
+    out_console.print(clients_table({n: r.clients for n, r in outcome.runs.items()}))
+    out_console.print(f"Parquet report: {outcome.out_dir}")
+
+
+@traces_app.command("stats", epilog="Example: equinox traces stats ../shared/traces/azure_llm_2023/AzureLLMInferenceTrace_code.csv --tenants zipf:8")
+def traces_stats(
+    workload: o.WorkloadArg = None,
+    as_json: o.JsonOpt = False,
+    fmt: o.FormatOpt = None,
+    tenants: o.TenantsOpt = None,
+    seed: o.SeedOpt = 42,
+    rate: o.RateOpt = 5.0,
+    time_scale: o.TimeScaleOpt = 1.0,
+    duration: o.DurationOpt = None,
+    limit: o.LimitOpt = None,
+    start: o.StartOpt = 0.0,
+    tokenizer: o.TokenizerOpt = None,
+) -> None:
+    """Show statistics of a trace or suite: rates, lengths and burstiness per client."""
+    spec = o.workload_spec(workload, fmt, tenants, seed, rate, time_scale, duration, limit, start, tokenizer)
+    overall, per_client, warnings = api.trace_stats(spec)
+    _warn(warnings)
+    if as_json:
+        clients = [{k: _clean(v) for k, v in r.items()} for r in per_client.to_dict("records")]
+        out_console.print_json(json.dumps({"overall": overall, "clients": clients}, default=str))
+        return
+    out_console.print(stats_table(overall, per_client, f"{overall['workload']}"))
+
+
+@traces_app.command("convert", epilog="Example: equinox traces convert ../shared/traces/mooncake/conversation_trace.jsonl traces/mooncake.parquet --tenants column:prefix")
+def traces_convert(
+    workload: o.WorkloadArg,
+    out: Annotated[Path, typer.Argument(help="Output .parquet file (canonical schema).")],
+    fmt: o.FormatOpt = None,
+    tenants: o.TenantsOpt = None,
+    seed: o.SeedOpt = 42,
+    rate: o.RateOpt = 5.0,
+    time_scale: o.TimeScaleOpt = 1.0,
+    duration: o.DurationOpt = None,
+    limit: o.LimitOpt = None,
+    start: o.StartOpt = 0.0,
+    tokenizer: o.TokenizerOpt = None,
+) -> None:
+    """Convert any supported trace (or a suite) to canonical Parquet."""
+    spec = o.workload_spec(workload, fmt, tenants, seed, rate, time_scale, duration, limit, start, tokenizer)
+    path, rows, warnings = api.convert_trace(spec, out)
+    _warn(warnings)
+    out_console.print(f"wrote {rows} requests to {path}")
+
+
+@app.command(epilog="Example: equinox version")
+def version() -> None:
+    """Print the version."""
+    out_console.print(__version__)
+
+
+def main() -> None:
+    """Entry point: user mistakes become one line on stderr and exit code 2, never a traceback."""
+    try:
+        app(standalone_mode=False)
+    except UserInputError as exc:
+        err_console.print(f"error: {exc}", highlight=False, soft_wrap=True)
+        sys.exit(2)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        err_console.print("aborted")
+        sys.exit(130)
+    except Exception as exc:  # click usage errors carry their own exit code
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        raise
+
+
+_ = SUITES  # suites are listed in replay's help text

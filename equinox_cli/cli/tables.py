@@ -1,0 +1,85 @@
+"""Rich tables of results; they format numbers computed elsewhere."""
+
+from __future__ import annotations
+
+import math
+import numbers
+
+import pandas as pd
+from rich.table import Table
+
+COMPARISON_ROWS = (
+    ("throughput (output tok/s)", "output_tokens_per_s", "{:.0f}"),
+    ("requests/s", "requests_per_s", "{:.2f}"),
+    ("goodput (req/s in SLO)", "goodput_requests_per_s", "{:.2f}"),
+    ("GPU util (modelled)", "gpu_util_mean", "{:.1%}"),
+    ("TTFT mean (s)", "ttft_mean_s", "{:.2f}"),
+    ("TTFT p50 (s)", "ttft_p50_s", "{:.2f}"),
+    ("TTFT p99 (s)", "ttft_p99_s", "{:.2f}"),
+    ("TPOT p50 (ms)", "tpot_p50_s", "ms"),
+    ("E2E p99 (s)", "e2e_p99_s", "{:.1f}"),
+    ("Jain (run, max-min norm.)", "jain_index", "{:.4f}"),
+    ("Jain (60 s windows, mean)", "jain_windowed_mean", "{:.4f}"),
+    ("service diff max", "service_diff_max", "{:.0f}"),
+    ("service diff mean", "service_diff_mean", "{:.0f}"),
+    ("counter gap max", "counter_gap_max", "{:.0f}"),
+    ("preemptions", "preemptions", "{:.0f}"),
+    ("finished / rejected", None, ""),
+)
+
+
+def _fmt(value: object, style: str) -> str:
+    if not isinstance(value, numbers.Real) or math.isnan(float(value)):
+        return "–"
+    if style == "ms":
+        return f"{float(value) * 1000:.1f}"
+    return style.format(float(value))
+
+
+def comparison_table(summary: pd.DataFrame, title: str) -> Table:
+    table = Table(title=title, title_justify="left")
+    table.add_column("metric")
+    for policy in summary["policy"]:
+        table.add_column(str(policy), justify="right")
+    rows = summary.set_index("policy")
+    for label, key, style in COMPARISON_ROWS:
+        if key is None:
+            cells = [f"{int(rows.loc[p, 'finished'])} / {int(rows.loc[p, 'rejected'])}" for p in rows.index]
+        else:
+            cells = [_fmt(rows.loc[p, key], style) for p in rows.index]
+        table.add_row(label, *cells)
+    return table
+
+
+def clients_table(clients_by_policy: dict[str, pd.DataFrame]) -> Table:
+    table = Table(title="Per-client service rate (weighted tokens/s) and mean TTFT (s)",
+                  title_justify="left")
+    table.add_column("client")
+    table.add_column("demand/s", justify="right")
+    for policy in clients_by_policy:
+        table.add_column(f"{policy} svc/s", justify="right")
+        table.add_column(f"{policy} TTFT", justify="right")
+    first = next(iter(clients_by_policy.values()))
+    window = first["service"].sum() / first["service_rate"].sum() if first["service_rate"].sum() else 1.0
+    for i, row in first.iterrows():
+        cells = [str(row["client_id"]), f"{row['demand'] / window:.0f}"]
+        for frame in clients_by_policy.values():
+            cells += [f"{frame.loc[i, 'service_rate']:.0f}", _fmt(frame.loc[i, "ttft_mean_s"], "{:.2f}")]
+        table.add_row(*cells)
+    return table
+
+
+def stats_table(stats: dict[str, object], per_client: pd.DataFrame, title: str) -> Table:
+    table = Table(title=title, title_justify="left")
+    for column in per_client.columns:
+        table.add_column(str(column), justify="left" if column == "client_id" else "right")
+    for _, row in per_client.iterrows():
+        table.add_row(*[_cell(v) for v in row.tolist()])
+    table.caption = "  ".join(f"{k}={_cell(v)}" for k, v in stats.items())
+    return table
+
+
+def _cell(value: object) -> str:
+    if isinstance(value, float):
+        return f"{value:.2f}"
+    return str(value)
