@@ -17,7 +17,7 @@ from equinox_cli.workload.readers.raw import RawTrace
 from equinox_cli.workload.readers.servegen import read_servegen
 from equinox_cli.workload.readers.sharegpt import read_sharegpt
 from equinox_cli.workload.readers.timed import read_azure, read_burstgpt, read_mooncake
-from equinox_cli.workload.schema import frame_to_workload, validate_frame
+from equinox_cli.workload.schema import frame_to_workload, reject_unknown_columns, validate_frame
 from equinox_cli.workload.suites import SUITES
 from equinox_cli.workload.tenants import TenantRule, assign_clients, parse_tenant_rule
 from equinox_cli.workload.tokens import load_token_counter
@@ -132,6 +132,8 @@ def build_workload(spec: WorkloadSpec) -> tuple[Workload, list[str]]:
         raise unknown_name("format", spec.format, FORMATS)
     fmt = spec.format or detect_format(path)
     raw = _read(path, fmt, spec)
+    if fmt == "canonical":  # a canonical file must not carry columns we would silently drop
+        reject_unknown_columns(raw.frame, str(path))
     frame = _complete(raw, spec, str(path))
     frame = validate_frame(frame, str(path), allow_extra=True)
     source = {"path": str(path), "format": fmt, "seed": spec.seed, "tenants": spec.tenants,

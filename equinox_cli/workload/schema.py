@@ -44,6 +44,15 @@ def _check_numeric(frame: pd.DataFrame, path: str, column: str, integer: bool, p
     frame[column] = values.astype("int64" if integer else "float64")
 
 
+def reject_unknown_columns(frame: pd.DataFrame, path: str) -> None:
+    extra = [c for c in frame.columns if c not in CANONICAL_COLUMNS]
+    if extra:
+        raise UserInputError(
+            f"{path}: unknown column(s) {', '.join(map(str, extra))}; canonical columns: "
+            f"{', '.join(CANONICAL_COLUMNS)}"
+        )
+
+
 def validate_frame(frame: pd.DataFrame, path: str, allow_extra: bool = False) -> pd.DataFrame:
     """Return a clean canonical frame sorted by arrival, or raise a one-line UserInputError."""
     if frame.empty:
@@ -54,12 +63,8 @@ def validate_frame(frame: pd.DataFrame, path: str, allow_extra: bool = False) ->
             f"{path}: missing column(s) {', '.join(missing)}; canonical columns: "
             f"{', '.join(CANONICAL_COLUMNS)}"
         )
-    extra = [c for c in frame.columns if c not in CANONICAL_COLUMNS]
-    if extra and not allow_extra:
-        raise UserInputError(
-            f"{path}: unknown column(s) {', '.join(map(str, extra))}; canonical columns: "
-            f"{', '.join(CANONICAL_COLUMNS)}"
-        )
+    if not allow_extra:
+        reject_unknown_columns(frame, path)
     frame = frame[[c for c in CANONICAL_COLUMNS if c in frame.columns]].copy()
     frame = frame.reset_index(drop=True)
     for column in ("request_id", "client_id"):
