@@ -17,7 +17,12 @@ from equinox_cli.workload.readers.raw import RawTrace
 from equinox_cli.workload.readers.servegen import read_servegen
 from equinox_cli.workload.readers.sharegpt import read_sharegpt
 from equinox_cli.workload.readers.timed import read_azure, read_burstgpt, read_mooncake
-from equinox_cli.workload.schema import frame_to_workload, reject_unknown_columns, validate_frame
+from equinox_cli.workload.schema import (
+    check_numeric,
+    frame_to_workload,
+    reject_unknown_columns,
+    validate_frame,
+)
 from equinox_cli.workload.suites import SUITES
 from equinox_cli.workload.tenants import TenantRule, assign_clients, parse_tenant_rule
 from equinox_cli.workload.tokens import load_token_counter
@@ -86,8 +91,10 @@ def _read(path: Path, fmt: str, spec: WorkloadSpec) -> RawTrace:
 
 def _complete(raw: RawTrace, spec: WorkloadSpec, path: str) -> pd.DataFrame:
     """Fill in arrivals, tenants and ids that the source lacks; apply scale and limits."""
-    frame = raw.frame.copy()
-    if "arrival_s" not in frame.columns:
+    frame = raw.frame.copy().reset_index(drop=True)
+    if "arrival_s" in frame.columns:
+        check_numeric(frame, path, "arrival_s", integer=False, positive=False)
+    else:
         rng = np.random.default_rng(spec.seed)
         gaps = rng.exponential(1.0 / spec.rate_rps, len(frame))
         frame["arrival_s"] = np.cumsum(gaps) - gaps[0]

@@ -25,7 +25,7 @@ def _bad(path: str, row: int, column: str, why: str) -> UserInputError:
     return UserInputError(f"{path}: row {row}: field {column!r}: {why}")
 
 
-def _check_numeric(frame: pd.DataFrame, path: str, column: str, integer: bool, positive: bool) -> None:
+def check_numeric(frame: pd.DataFrame, path: str, column: str, integer: bool, positive: bool) -> None:
     values = pd.to_numeric(frame[column], errors="coerce")
     bad = values.isna() | ~np.isfinite(values.astype(float))
     if bad.any():
@@ -72,13 +72,13 @@ def validate_frame(frame: pd.DataFrame, path: str, allow_extra: bool = False) ->
         if empty.any():
             raise _bad(path, int(np.flatnonzero(empty.to_numpy())[0]) + 1, column, "empty")
         frame[column] = frame[column].astype(str)
-    _check_numeric(frame, path, "arrival_s", integer=False, positive=False)
-    _check_numeric(frame, path, "prompt_tokens", integer=True, positive=True)
-    _check_numeric(frame, path, "output_tokens", integer=True, positive=True)
+    check_numeric(frame, path, "arrival_s", integer=False, positive=False)
+    check_numeric(frame, path, "prompt_tokens", integer=True, positive=True)
+    check_numeric(frame, path, "output_tokens", integer=True, positive=True)
     if "weight" in frame.columns:
-        _check_numeric(frame, path, "weight", integer=False, positive=True)
+        check_numeric(frame, path, "weight", integer=False, positive=True)
     if "max_tokens" in frame.columns:
-        _check_numeric(frame, path, "max_tokens", integer=True, positive=True)
+        check_numeric(frame, path, "max_tokens", integer=True, positive=True)
         short = frame["max_tokens"] < frame["output_tokens"]
         if short.any():
             row = int(np.flatnonzero(short.to_numpy())[0])
