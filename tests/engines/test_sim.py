@@ -1,0 +1,131 @@
+"""The simulator: conservation, KV bounds, determinism, preemption, and VTC's published shapes."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from equinox_cli.engines.sim.engine import SimEngine, apply_engine_args
+from equinox_cli.engines.sim.profiles import PROFILES, get_profile
+from equinox_cli.policies import make_policy
+from equinox_cli.predict.baselines import MovingAveragePredictor
+from equinox_cli.workload.build import WorkloadSpec, build_workload
+from tests.conftest import make_workload
+
+
+def _run(workload, policy: str, profile, **params: str):
+    result = SimEngine(profile).run(workload, make_policy(policy, params, MovingAveragePredictor()))
+    return pd.DataFrame(result.requests), pd.DataFrame(result.steps)
+
+
+def _service_rates(requests: pd.DataFrame, end_s: float) -> dict[str, float]:
+    done = requests[requests["finish_s"] <= end_s]
+    cost = done["prompt_tokens"] + 2 * done["output_tokens"]
+    return (cost.groupby(done["client_id"]).sum() / end_s).to_dict()
+
+
+@pytest.mark.parametrize("policy", ["fcfs", "vtc", "lcf", "equinox", "vtc-pred"])
+def test_every_request_served_once_and_kv_bounded(policy: str) -> None:
+    tight = replace(get_profile("a100-llama2-7b"), kv_capacity_tokens=6000, max_num_seqs=32)
+    workload, _ = build_workload(WorkloadSpec(source="default", duration_s=40))
+    requests, steps = _run(workload, policy, tight)
+    assert sorted(requests["request_id"]) == sorted(it.request.request_id for it in workload.items)
+    too_big = requests["prompt_tokens"] + requests["max_tokens"] > tight.kv_capacity_tokens
+    assert (requests["status"] == too_big.map({True: "aborted", False: "finished"})).all()
+    requests = requests[~too_big]
+    truth = {it.request.request_id: it.output_tokens for it in workload.items
+             if it.request.request_id in set(requests["request_id"])}
+    assert (steps["kv_used_blocks"] <= steps["kv_total_blocks"]).all()
+    assert steps["preempted"].sum() > 0  # the tight pool forced recompute preemptions
+    assert (requests["finish_s"] >= requests["first_token_s"]).all()
+    assert (requests["first_token_s"] > requests["arrival_s"]).all()
+    assert requests.set_index("request_id")["output_tokens"].to_dict() == truth
+    assert steps["running"].max() <= 32
+    # Each token comes from a decode step or from the end of a prefill; a recompute after a
+    # preemption ends in a prefill that emits the next token, so prefills emit len..len+preemptions.
+    from_decode = steps["decode_seqs"].sum()
+    wanted = requests["output_tokens"].sum()
+    assert from_decode + len(requests) <= wanted <= from_decode + len(requests) + steps["preempted"].sum()
+
+
+def test_token_accounting_is_exact_without_preemption() -> None:
+    workload = make_workload([("a", 0.0, 100, 5), ("b", 0.0, 50, 1), ("a", 0.01, 30, 40)])
+    requests, steps = _run(workload, "fcfs", get_profile("h100-llama3-8b"))
+    assert steps["preempted"].sum() == 0
+    assert steps["prefill_tokens"].sum() == 180
+    assert steps["decode_seqs"].sum() == (5 - 1) + (40 - 1)
+
+
+def test_deterministic_under_seed() -> None:
+    spec = WorkloadSpec(source="default", duration_s=30, seed=7)
+    first = _run(build_workload(spec)[0], "equinox", get_profile("a100-llama2-7b"))
+    second = _run(build_workload(spec)[0], "equinox", get_profile("a100-llama2-7b"))
+    pd.testing.assert_frame_equal(first[0], second[0])
+    pd.testing.assert_frame_equal(first[1], second[1])
+
+
+def test_overload_reproduces_vtc_paper_shape() -> None:
+    """VTC paper, A10G: VTC ≈ 677/675 tokens/s per client; FCFS ≈ 438/876 (1:2)."""
+    workload, _ = build_workload(WorkloadSpec(source="overload"))
+    end = workload.duration_s
+    fcfs = _service_rates(_run(workload, "fcfs", get_profile("a10g-llama2-7b"))[0], end)
+    vtc = _service_rates(_run(workload, "vtc", get_profile("a10g-llama2-7b"))[0], end)
+    assert fcfs["c1"] / fcfs["c0"] == pytest.approx(2.0, rel=0.1)
+    assert vtc["c1"] / vtc["c0"] == pytest.approx(1.0, abs=0.05)
+    assert vtc["c0"] + vtc["c1"] == pytest.approx(1352, rel=0.15)
+
+
+def test_weighted_vtc_gives_service_in_weight_ratio() -> None:
+    workload, _ = build_workload(WorkloadSpec(source="overload-weighted"))
+    rates = _service_rates(_run(workload, "vtc", get_profile("a10g-llama2-7b"))[0], workload.duration_s)
+    ratios = [rates[f"c{i}"] / rates["c0"] for i in range(4)]
+    assert ratios == pytest.approx([1, 2, 3, 4], rel=0.12)
+
+
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    n_a=st.integers(60, 150), n_b=st.integers(60, 150),
+    prompt_a=st.integers(16, 400), prompt_b=st.integers(16, 400),
+    out_a=st.integers(4, 200), out_b=st.integers(4, 200),
+)
+def test_vtc_service_difference_bound(n_a, n_b, prompt_a, prompt_b, out_a, out_b) -> None:
+    """Two backlogged clients: their counter gap stays ≤ 2·max(w_p·L_input, w_q·M) (VTC's bound)."""
+    rows = [("a", i * 0.001, prompt_a, out_a) for i in range(n_a)]
+    rows += [("b", i * 0.001, prompt_b, out_b) for i in range(n_b)]
+    profile = replace(get_profile("a10g-llama2-7b"), kv_capacity_tokens=2000)
+    result = SimEngine(profile, counter_sample_s=0.05).run(make_workload(rows), make_policy("vtc", {}))
+    counters = pd.DataFrame(result.counters)
+    both = counters.groupby("time_s").filter(lambda g: g["backlogged"].sum() == 2)
+    gaps = both.groupby("time_s")["counter"].agg(lambda s: s.max() - s.min())
+    bound = 2 * max(1 * max(prompt_a, prompt_b), 2 * profile.kv_capacity_tokens)
+    assert len(gaps) > 5
+    assert gaps.max() <= bound
+
+
+def test_vtc_admission_mode_reserves_memory_no_preemption() -> None:
+    workload, _ = build_workload(WorkloadSpec(source="overload", duration_s=60))
+    _, steps = _run(workload, "vtc", get_profile("a10g-llama2-7b"))
+    assert steps["preempted"].sum() == 0
+    admitting = steps[steps["prefill_tokens"] > 0]
+    assert (admitting["prefill_tokens"] <= 3072).all()
+
+
+def test_engine_args_validated() -> None:
+    from equinox_cli.core.errors import UserInputError
+
+    profile = apply_engine_args(PROFILES["a100-llama2-7b"], {"max_num_seqs": "8", "chunked_prefill": "false"})
+    assert profile.max_num_seqs == 8 and profile.chunked_prefill is False
+    for bad in ({"max_num_seqs": "x"}, {"nope": "1"}, {"admission": "magic"}, {"block_size": "0"}):
+        with pytest.raises(UserInputError):
+            apply_engine_args(PROFILES["a100-llama2-7b"], bad)
+
+
+def test_request_larger_than_kv_is_aborted_not_hung() -> None:
+    workload = make_workload([("a", 0.0, 50, 5), ("b", 0.0, 5000, 10)])
+    profile = replace(get_profile("a100-llama2-7b"), kv_capacity_tokens=1000)
+    requests, _ = _run(workload, "vtc", profile)
+    assert requests.set_index("client_id")["status"].to_dict() == {"a": "finished", "b": "aborted"}
