@@ -1,0 +1,79 @@
+"""Simulator and scheduler speed. Prints its figures; compare ratios measured in one run.
+
+  python benchmarks/bench_sim.py            # full: 1-hour 10 req/s ShareGPT-like workload
+  python benchmarks/bench_sim.py --quick    # 10 simulated minutes
+
+Targets (issue 2): simulated/wall ≥ 300× on one core; a scheduling decision with 1,000 clients and
+10,000 waiting requests < 20 µs; wall time linear in the number of requests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+
+from equinox_cli.engines.sim.engine import SimEngine
+from equinox_cli.engines.sim.profiles import get_profile
+from equinox_cli.policies import make_policy
+from equinox_cli.predict.baselines import MovingAveragePredictor
+from equinox_cli.workload.build import WorkloadSpec, build_workload
+from equinox_cli.core.types import ClientStepService, Progress, Request
+
+
+def sim_speed(duration_s: float, policy: str) -> tuple[int, float, float]:
+    workload, _ = build_workload(WorkloadSpec(source="sharegpt-like", duration_s=duration_s))
+    engine = SimEngine(get_profile("a100-llama2-7b"))
+    start = time.perf_counter()
+    result = engine.run(workload, make_policy(policy, {}, MovingAveragePredictor()))
+    wall = time.perf_counter() - start
+    simulated = max(result.requests["finish_s"])  # type: ignore[type-var]
+    return len(workload), float(simulated), wall
+
+
+def decision_cost(policy_name: str, clients: int = 1000, waiting: int = 10_000) -> float:
+    rng = np.random.default_rng(0)
+    policy = make_policy(policy_name, {}, MovingAveragePredictor())
+    owners = rng.integers(0, clients, waiting * 3)
+    for i in range(waiting):
+        policy.on_arrival(Request(f"r{i}", f"c{owners[i]}", 0.0, 200, 200), 0.0)
+    charge = {f"c{k}": ClientStepService(0, 1, 300) for k in range(0, clients, 10)}
+    n = waiting
+    start = time.perf_counter()
+    for i in range(n):  # one decision, one arrival, and a step's charges every 10 decisions
+        policy.pick_next(1.0)
+        j = waiting + i
+        policy.on_arrival(Request(f"r{j}", f"c{owners[j]}", 1.0, 200, 200), 1.0)
+        if i % 10 == 0:
+            policy.on_progress(Progress(1.0, 0.02, 0.8, charge))
+    return (time.perf_counter() - start) / n * 1e6
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args()
+    hour = 600.0 if args.quick else 3600.0
+    print(f"== simulated / wall time, ShareGPT-like 10 req/s for {hour:.0f} s (a100-llama2-7b) ==")
+    for policy in ("vtc", "equinox"):
+        n, simulated, wall = sim_speed(hour, policy)
+        print(f"{policy:8s} {n:6d} requests  simulated {simulated:8.0f} s  wall {wall:6.2f} s  "
+              f"speed {simulated / wall:7.0f}x real time")
+    print("== cost per scheduling decision, 1,000 clients, 10,000 waiting ==")
+    for policy in ("fcfs", "vtc", "equinox"):
+        print(f"{policy:8s} {decision_cost(policy):6.2f} us per decision (pick + arrival + charges)")
+    print("== scaling: wall time by number of requests (vtc) ==")
+    base = hour / 6
+    walls = []
+    for factor in (1, 2, 4):
+        n, _, wall = sim_speed(base * factor, "vtc")
+        walls.append((n, wall))
+        print(f"{n:6d} requests  wall {wall:6.2f} s  {wall / n * 1e6:6.1f} us/request")
+    n0, w0 = walls[0]
+    print("ratios (wall / requests, relative to the smallest):",
+          ", ".join(f"{(w / n) / (w0 / n0):.2f}" for n, w in walls))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,115 @@
+"""The command line end to end: outputs, --json, errors with exit code 2, help and README coverage."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _equinox(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-c", "from equinox_cli.cli.app import main; main()", *args],
+                          capture_output=True, text=True, cwd=cwd or ROOT, timeout=300)
+
+
+def test_replay_writes_report_and_table(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    proc = _equinox("replay", "overload", "--duration", "60", "--profile", "a10g-llama2-7b",
+                    "--baseline", "vtc", "--baseline", "fcfs", "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    assert "Jain" in proc.stdout and "fcfs" in proc.stdout
+    summary = pd.read_parquet(out / "summary.parquet")
+    assert summary["policy"].tolist() == ["equinox", "vtc", "fcfs"]
+    for name in ("requests", "clients", "steps", "timeline", "counters"):
+        frame = pd.read_parquet(out / "vtc" / f"{name}.parquet")
+        assert name == "counters" or len(frame) > 0
+    run = json.loads((out / "run.json").read_text())
+    assert run["workload"]["seed"] == 42 and run["profile"]["name"] == "a10g-llama2-7b"
+
+
+def test_replay_json_is_deterministic(tmp_path: Path) -> None:
+    results = []
+    for name in ("a", "b"):
+        proc = _equinox("replay", "--duration", "30", "--json", "--baseline", "vtc",
+                        "--out", str(tmp_path / name))
+        assert proc.returncode == 0, proc.stderr
+        payload = json.loads(proc.stdout)
+        results.append(payload["summary"])
+    assert results[0] == results[1]
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (["replay", "no-such-thing"], "no such file, folder or suite"),
+        (["replay", "--policy", "magic"], "valid: equinox, fcfs"),
+        (["replay", "--profile", "tpu"], "valid: a100-llama2-7b"),
+        (["replay", "-P", "alpha=7"], "alpha must be in [0, 1]"),
+        (["replay", "-P", "novalue"], "expected key=value"),
+        (["replay", "-E", "max_num_seqs=zero"], "bad -E value"),
+        (["replay", "--engine", "vllm"], "unknown engine"),
+        (["traces", "stats", "--tenants", "zipf:x"], "bad --tenants value"),
+    ],
+)
+def test_user_errors_exit_2_with_one_line(tmp_path: Path, args: list[str], fragment: str) -> None:
+    out = tmp_path / "never"
+    proc = _equinox(*args, "--out", str(out)) if args[0] == "replay" else _equinox(*args)
+    assert proc.returncode == 2, proc.stderr
+    assert fragment in proc.stderr and "Traceback" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+    assert not out.exists() and not any(tmp_path.iterdir())
+
+
+def test_bad_trace_leaves_no_partial_report(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.csv"
+    bad.write_text("request_id,client_id,arrival_s,prompt_tokens,output_tokens\na,c,0,5,-1\n")
+    proc = _equinox("replay", str(bad), "--out", str(tmp_path / "out"))
+    assert proc.returncode == 2 and "row 1: field 'output_tokens'" in proc.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.csv"]
+
+
+def test_traces_stats_and_convert(tmp_path: Path, shared_traces: Path) -> None:
+    trace = shared_traces / "azure_llm_2023" / "AzureLLMInferenceTrace_conv.csv"
+    proc = _equinox("traces", "stats", str(trace), "--tenants", "zipf:4", "--json")
+    assert proc.returncode == 0, proc.stderr
+    stats = json.loads(proc.stdout)
+    assert stats["overall"]["requests"] == 19366 and len(stats["clients"]) == 4
+    out = tmp_path / "conv.parquet"
+    proc = _equinox("traces", "convert", str(trace), str(out), "--limit", "100")
+    assert proc.returncode == 0, proc.stderr
+    assert len(pd.read_parquet(out)) == 100
+
+
+def _commands() -> list[list[str]]:
+    from typer.main import get_command
+
+    from equinox_cli.cli.app import app
+
+    root = get_command(app)
+    found = []
+    for name, cmd in root.commands.items():  # type: ignore[attr-defined]
+        subs = getattr(cmd, "commands", None)
+        found += [[name, sub] for sub in subs] if subs else [[name]]
+    return found
+
+
+def test_every_command_has_help_example_and_readme_section() -> None:
+    readme = (ROOT / "README.md").read_text()
+    for command in _commands():
+        proc = _equinox(*command, "--help")
+        assert proc.returncode == 0
+        assert "Example: equinox" in proc.stdout, command
+        assert f"equinox {' '.join(command)}" in readme, command
+
+
+def test_importing_the_package_stays_light() -> None:
+    code = ("import sys, equinox_cli, equinox_cli.api; "
+            "bad = [m for m in ('vllm', 'torch', 'typer', 'rich') if m in sys.modules]; print(bad)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert proc.stdout.strip() == "[]"

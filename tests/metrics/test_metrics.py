@@ -1,0 +1,72 @@
+"""Metric functions on hand-computed examples."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from equinox_cli.metrics.fairness import (
+    counter_gaps,
+    jain,
+    maxmin_shares,
+    normalised_jain,
+    service_difference,
+)
+from equinox_cli.metrics.latency import with_latencies
+from equinox_cli.metrics.service import ServiceConfig, client_totals, timeline
+
+
+def _requests() -> pd.DataFrame:
+    return pd.DataFrame({
+        "request_id": ["a", "b"], "client_id": ["x", "y"], "weight": [1.0, 2.0],
+        "arrival_s": [0.0, 1.0], "prompt_tokens": [10, 20], "output_tokens": [11, 1],
+        "max_tokens": [11, 1], "status": ["finished", "finished"], "admitted_s": [0.5, 1.0],
+        "first_token_s": [1.0, 2.0], "finish_s": [6.0, 2.0], "preemptions": [0, 0],
+    })
+
+
+def test_latencies() -> None:
+    out = with_latencies(_requests())
+    assert out["ttft_s"].tolist() == [1.0, 1.0]
+    assert out["e2e_s"].tolist() == [6.0, 1.0]
+    assert out["queue_s"].tolist() == [0.5, 0.0]
+    assert out["tpot_s"].iloc[0] == pytest.approx(0.5) and np.isnan(out["tpot_s"].iloc[1])
+
+
+def test_jain_and_maxmin() -> None:
+    assert jain(np.array([1.0, 1.0, 1.0])) == pytest.approx(1.0)
+    assert jain(np.array([1.0, 0.0])) == pytest.approx(0.5)
+    assert maxmin_shares(np.array([1.0, 10.0, 10.0]), 9.0).tolist() == pytest.approx([1, 4, 4])
+    # A light client fully served next to two heavy ones sharing the rest is perfectly fair.
+    assert normalised_jain(np.array([1.0, 4.0, 4.0]), np.array([1.0, 10.0, 10.0])) == pytest.approx(1.0)
+    assert normalised_jain(np.array([0.5, 2.0, 6.5]), np.array([1.0, 10.0, 10.0])) < 0.8
+
+
+def test_service_timeline_is_linear_in_decode() -> None:
+    cfg = ServiceConfig(w_p=1, w_q=2, tick_s=1.0, window_s=100.0)
+    line = timeline(_requests(), cfg, end_s=6.0)
+    x = line[line["client_id"] == "x"].set_index("time_s")["cumulative_service"]
+    # prompt 10 + first token 2 at t=1; then 10 more tokens (×2) linearly until t=6.
+    assert x.loc[1.0] == pytest.approx(12.0) and x.loc[3.5 - 0.5] == pytest.approx(12 + 8)
+    assert x.loc[6.0] == pytest.approx(32.0)
+    totals = client_totals(_requests(), cfg, 6.0).set_index("client_id")
+    assert totals.loc["y", "service"] == pytest.approx((20 + 2) / 2.0)  # weight 2
+    assert totals.loc["y", "demand"] == pytest.approx(11.0)
+
+
+def test_service_difference_formula() -> None:
+    line = pd.DataFrame({
+        "time_s": [1.0, 1.0, 1.0], "client_id": ["a", "b", "c"],
+        "service": [10.0, 4.0, 1.0], "demand": [20.0, 20.0, 2.0],
+    })
+    # a: min(0, 10)=0; b: min(6, 16)=6; c: min(9, 1)=1
+    assert service_difference(line)["diff"].tolist() == [7.0]
+
+
+def test_counter_gaps_only_among_backlogged() -> None:
+    counters = pd.DataFrame({
+        "time_s": [1, 1, 1, 2, 2], "client_id": ["a", "b", "c", "a", "b"],
+        "counter": [5.0, 9.0, 100.0, 1.0, 2.0], "backlogged": [True, True, False, True, False],
+    })
+    assert counter_gaps(counters).to_dict() == {1: 4.0}
