@@ -14,12 +14,12 @@ import time
 
 import numpy as np
 
+from equinox_cli.core.types import ClientStepService, Progress, Request
 from equinox_cli.engines.sim.engine import SimEngine
 from equinox_cli.engines.sim.profiles import get_profile
 from equinox_cli.policies import make_policy
 from equinox_cli.predict.baselines import MovingAveragePredictor
 from equinox_cli.workload.build import WorkloadSpec, build_workload
-from equinox_cli.core.types import ClientStepService, Progress, Request
 
 
 def sim_speed(duration_s: float, policy: str) -> tuple[int, float, float]:
@@ -58,8 +58,10 @@ def main() -> None:
     print(f"== simulated / wall time, ShareGPT-like 10 req/s for {hour:.0f} s (a100-llama2-7b) ==")
     for policy in ("vtc", "equinox"):
         n, simulated, wall = sim_speed(hour, policy)
-        print(f"{policy:8s} {n:6d} requests  simulated {simulated:8.0f} s  wall {wall:6.2f} s  "
-              f"speed {simulated / wall:7.0f}x real time")
+        print(
+            f"{policy:8s} {n:6d} requests  simulated {simulated:8.0f} s  wall {wall:6.2f} s  "
+            f"speed {simulated / wall:7.0f}x real time"
+        )
     print("== cost per scheduling decision, 1,000 clients, 10,000 waiting ==")
     for policy in ("fcfs", "vtc", "equinox"):
         print(f"{policy:8s} {decision_cost(policy):6.2f} us per decision (pick + arrival + charges)")
@@ -71,8 +73,10 @@ def main() -> None:
         walls.append((n, wall))
         print(f"{n:6d} requests  wall {wall:6.2f} s  {wall / n * 1e6:6.1f} us/request")
     n0, w0 = walls[0]
-    print("ratios (wall / requests, relative to the smallest):",
-          ", ".join(f"{(w / n) / (w0 / n0):.2f}" for n, w in walls))
+    print(
+        "ratios (wall / requests, relative to the smallest):",
+        ", ".join(f"{(w / n) / (w0 / n0):.2f}" for n, w in walls),
+    )
 
 
 if __name__ == "__main__":

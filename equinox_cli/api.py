@@ -60,7 +60,9 @@ def split_key_values(pairs: Sequence[str], flag: str) -> list[tuple[str, str]]:
     return result
 
 
-def route_policy_params(pairs: Sequence[str], main: str, policies: Sequence[str]) -> dict[str, dict[str, str]]:
+def route_policy_params(
+    pairs: Sequence[str], main: str, policies: Sequence[str]
+) -> dict[str, dict[str, str]]:
     """`-P key=value` goes to the main policy, `-P name.key=value` to the named one."""
     routed: dict[str, dict[str, str]] = {name: {} for name in policies}
     for key, value in split_key_values(pairs, "-P"):
@@ -122,22 +124,35 @@ def replay(config: ReplayConfig, observer: RunObserver | None = None) -> ReplayO
     runs: dict[str, RunTables] = {}
     for name, policy in policies.items():
         result = engine.run(workload, policy, observer)
-        runs[name] = summarize(name, pd.DataFrame(result.requests), pd.DataFrame(result.steps),
-                               pd.DataFrame(result.counters, columns=list(result.counters)),
-                               config.metrics)
+        runs[name] = summarize(
+            name,
+            pd.DataFrame(result.requests),
+            pd.DataFrame(result.steps),
+            pd.DataFrame(result.counters, columns=list(result.counters)),
+            config.metrics,
+        )
     summary = pd.DataFrame([run.summary for run in runs.values()])
     run_meta = {
-        "command": "replay", "workload": asdict(config.workload), "workload_name": workload.name,
-        "workload_source": dict(workload.source), "requests": len(workload),
-        "engine": config.engine, "profile": asdict(profile),
+        "command": "replay",
+        "workload": asdict(config.workload),
+        "workload_name": workload.name,
+        "workload_source": dict(workload.source),
+        "requests": len(workload),
+        "engine": config.engine,
+        "profile": asdict(profile),
         "policies": {name: _params_of(p) for name, p in policies.items()},
-        "metrics": asdict(config.metrics), "versions": _versions(),
+        "metrics": asdict(config.metrics),
+        "versions": _versions(),
     }
     out_dir = config.out or default_run_dir(config.reports_root, workload.name, config.workload.seed)
     per_policy = {
-        name: {"requests": run.requests, "clients": run.clients, "steps": run.steps,
-               "timeline": run.timeline,
-               "counters": run.counters}
+        name: {
+            "requests": run.requests,
+            "clients": run.clients,
+            "steps": run.steps,
+            "timeline": run.timeline,
+            "counters": run.counters,
+        }
         for name, run in runs.items()
     }
     write_report(out_dir, run_meta, summary, per_policy)
@@ -159,22 +174,26 @@ def trace_stats(spec: WorkloadSpec) -> tuple[dict[str, object], pd.DataFrame, li
     frame, workload, warnings = workload_frame(spec)
     duration = float(frame["arrival_s"].max() - frame["arrival_s"].min())
     overall: dict[str, object] = {
-        "workload": workload.name, "requests": len(frame), "clients": frame["client_id"].nunique(),
+        "workload": workload.name,
+        "requests": len(frame),
+        "clients": frame["client_id"].nunique(),
         "duration_s": duration,
         "rate_rps": len(frame) / duration if duration > 0 else float("nan"),
         "prompt_mean": float(frame["prompt_tokens"].mean()),
         "output_mean": float(frame["output_tokens"].mean()),
     }
     grouped = frame.groupby("client_id", sort=True)
-    per_client = pd.DataFrame({
-        "requests": grouped.size(),
-        "rate_rps": grouped.size() / duration if duration > 0 else float("nan"),
-        "prompt_p50": grouped["prompt_tokens"].median(),
-        "prompt_p99": grouped["prompt_tokens"].quantile(0.99),
-        "output_p50": grouped["output_tokens"].median(),
-        "output_p99": grouped["output_tokens"].quantile(0.99),
-        "interarrival_cv": grouped["arrival_s"].agg(_interarrival_cv),
-    }).reset_index()
+    per_client = pd.DataFrame(
+        {
+            "requests": grouped.size(),
+            "rate_rps": grouped.size() / duration if duration > 0 else float("nan"),
+            "prompt_p50": grouped["prompt_tokens"].median(),
+            "prompt_p99": grouped["prompt_tokens"].quantile(0.99),
+            "output_p50": grouped["output_tokens"].median(),
+            "output_p99": grouped["output_tokens"].quantile(0.99),
+            "interarrival_cv": grouped["arrival_s"].agg(_interarrival_cv),
+        }
+    ).reset_index()
     return overall, per_client, warnings
 
 

@@ -11,18 +11,25 @@ from equinox_cli.core.types import Request, Workload, WorkloadItem
 SHARED_TRACES = Path(__file__).resolve().parents[1].parent / "shared" / "traces"
 
 
-def make_request(rid: str = "r0", client: str = "c0", arrival_s: float = 0.0, prompt: int = 16,
-                 max_tokens: int = 16, weight: float = 1.0) -> Request:
+def make_request(
+    rid: str = "r0",
+    client: str = "c0",
+    arrival_s: float = 0.0,
+    prompt: int = 16,
+    max_tokens: int = 16,
+    weight: float = 1.0,
+) -> Request:
     return Request(rid, client, arrival_s, prompt, max_tokens, weight)
 
 
-def make_workload(rows: list[tuple[str, float, int, int]], weights: dict[str, float] | None = None) -> Workload:
+def make_workload(
+    rows: list[tuple[str, float, int, int]], weights: dict[str, float] | None = None
+) -> Workload:
     """rows: (client, arrival_s, prompt_tokens, output_tokens)."""
     weights = weights or {}
     ordered = sorted(enumerate(rows), key=lambda x: (x[1][1], x[0]))
     items = tuple(
-        WorkloadItem(make_request(f"r{i}", c, t, p, o, weights.get(c, 1.0)), o)
-        for i, (c, t, p, o) in ordered
+        WorkloadItem(make_request(f"r{i}", c, t, p, o, weights.get(c, 1.0)), o) for i, (c, t, p, o) in ordered
     )
     return Workload("test", items)
 

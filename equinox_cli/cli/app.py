@@ -21,7 +21,9 @@ from equinox_cli.policies import POLICY_NAMES
 from equinox_cli.workload.suites import SUITES
 
 app = typer.Typer(
-    name="equinox", no_args_is_help=True, add_completion=False,
+    name="equinox",
+    no_args_is_help=True,
+    add_completion=False,
     help="Holistic fair scheduling for multi-tenant LLM serving: replay, compare, report.",
 )
 traces_app = typer.Typer(no_args_is_help=True, help="Inspect and convert traces.")
@@ -39,16 +41,39 @@ def _clean(value: object) -> object:
     return None if isinstance(value, float) and math.isnan(value) else value
 
 
-@app.command(epilog="Example: equinox replay overload --profile a10g-llama2-7b --baseline vtc --baseline fcfs")
+@app.command(
+    epilog="Example: equinox replay overload --profile a10g-llama2-7b --baseline vtc --baseline fcfs"
+)
 def replay(
     workload: o.WorkloadArg = None,
-    engine: Annotated[str, typer.Option("--engine", help="Engine to run on: sim (the built-in simulator).")] = "sim",
-    profile: Annotated[str, typer.Option("--profile", help=f"Simulator hardware profile: {', '.join(PROFILES)}.")] = DEFAULT_PROFILE,
-    policy: Annotated[str, typer.Option("--policy", help=f"Policy under test: {', '.join(POLICY_NAMES)}.")] = "equinox",
-    baseline: Annotated[list[str] | None, typer.Option("--baseline", help="Add a policy to compare (repeatable).")] = None,
-    param: Annotated[list[str] | None, typer.Option("-P", "--param", help="Policy parameter key=value (main policy) or policy.key=value.")] = None,
-    engine_param: Annotated[list[str] | None, typer.Option("-E", "--engine-param", help="Simulator override key=value, e.g. max_num_seqs=128, chunked_prefill=false, admission=vtc.")] = None,
-    out: Annotated[Path | None, typer.Option("--out", help="Report folder (default: a new folder under reports/).")] = None,
+    engine: Annotated[
+        str, typer.Option("--engine", help="Engine to run on: sim (the built-in simulator).")
+    ] = "sim",
+    profile: Annotated[
+        str, typer.Option("--profile", help=f"Simulator hardware profile: {', '.join(PROFILES)}.")
+    ] = DEFAULT_PROFILE,
+    policy: Annotated[
+        str, typer.Option("--policy", help=f"Policy under test: {', '.join(POLICY_NAMES)}.")
+    ] = "equinox",
+    baseline: Annotated[
+        list[str] | None, typer.Option("--baseline", help="Add a policy to compare (repeatable).")
+    ] = None,
+    param: Annotated[
+        list[str] | None,
+        typer.Option("-P", "--param", help="Policy parameter key=value (main policy) or policy.key=value."),
+    ] = None,
+    engine_param: Annotated[
+        list[str] | None,
+        typer.Option(
+            "-E",
+            "--engine-param",
+            help="Simulator override key=value, e.g. max_num_seqs=128, chunked_prefill=false, admission=vtc.",
+        ),
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", help="Report folder (default: a new folder under reports/)."),
+    ] = None,
     as_json: o.JsonOpt = False,
     fmt: o.FormatOpt = None,
     tenants: o.TenantsOpt = None,
@@ -68,10 +93,16 @@ def replay(
     sharegpt-like.
     """
     config = api.ReplayConfig(
-        workload=o.workload_spec(workload, fmt, tenants, seed, rate, time_scale, duration, limit,
-                                 start, tokenizer),
-        engine=engine, profile=profile, policy=policy, baselines=tuple(baseline or ()),
-        policy_params=tuple(param or ()), engine_params=tuple(engine_param or ()), out=out,
+        workload=o.workload_spec(
+            workload, fmt, tenants, seed, rate, time_scale, duration, limit, start, tokenizer
+        ),
+        engine=engine,
+        profile=profile,
+        policy=policy,
+        baselines=tuple(baseline or ()),
+        policy_params=tuple(param or ()),
+        engine_params=tuple(engine_param or ()),
+        out=out,
     )
     observer = None if as_json or not err_console.is_terminal else RichProgressObserver(err_console)
     outcome = api.replay(config, observer)
@@ -86,7 +117,10 @@ def replay(
     out_console.print(f"Parquet report: {outcome.out_dir}")
 
 
-@traces_app.command("stats", epilog="Example: equinox traces stats ../shared/traces/azure_llm_2023/AzureLLMInferenceTrace_code.csv --tenants zipf:8")
+@traces_app.command(
+    "stats",
+    epilog="Example: equinox traces stats ../shared/traces/mooncake/conversation_trace.jsonl --limit 1000",
+)
 def traces_stats(
     workload: o.WorkloadArg = None,
     as_json: o.JsonOpt = False,
@@ -111,7 +145,10 @@ def traces_stats(
     out_console.print(stats_table(overall, per_client, f"{overall['workload']}"))
 
 
-@traces_app.command("convert", epilog="Example: equinox traces convert ../shared/traces/mooncake/conversation_trace.jsonl traces/mooncake.parquet --tenants column:prefix")
+@traces_app.command(
+    "convert",
+    epilog="Example: equinox traces convert overload traces/overload.parquet --duration 60",
+)
 def traces_convert(
     workload: o.WorkloadArg,
     out: Annotated[Path, typer.Argument(help="Output .parquet file (canonical schema).")],

@@ -11,24 +11,69 @@ from equinox_cli.workload.build import WorkloadSpec
 
 WorkloadArg = Annotated[
     str | None,
-    typer.Argument(help="Trace file, ServeGen folder or built-in suite name (default: 'default').",
-                   show_default=False),
+    typer.Argument(
+        help="Trace file, ServeGen folder or built-in suite name (default: 'default').",
+        show_default=False,
+    ),
 ]
-FormatOpt = Annotated[str | None, typer.Option("--format", help="Trace format (detected when omitted): canonical, sharegpt, lmsys, burstgpt, azure, mooncake, servegen.")]
-TenantsOpt = Annotated[str | None, typer.Option("--tenants", help="Tenant rule for traces without tenants: round-robin:N, zipf:N[:S], column:NAME, single.")]
+FormatOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--format",
+        help="Trace format (detected when omitted): canonical, sharegpt, lmsys, burstgpt, azure, "
+        "mooncake, servegen.",
+    ),
+]
+TenantsOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--tenants",
+        help="Tenant rule for traces without tenants: round-robin:N, zipf:N[:S], column:NAME, single.",
+    ),
+]
 SeedOpt = Annotated[int, typer.Option("--seed", help="Seed of every random choice.")]
-RateOpt = Annotated[float, typer.Option("--rate", help="Poisson arrival rate (req/s) for traces without timestamps.")]
-TimeScaleOpt = Annotated[float, typer.Option("--time-scale", help="Compress the trace's time axis by this factor (>1 = more load).")]
-DurationOpt = Annotated[float | None, typer.Option("--duration", help="Keep arrivals before this many seconds (suites: their length).")]
+RateOpt = Annotated[
+    float,
+    typer.Option("--rate", help="Poisson arrival rate (req/s) for traces without timestamps."),
+]
+TimeScaleOpt = Annotated[
+    float,
+    typer.Option("--time-scale", help="Compress the trace's time axis by this factor (>1 = more load)."),
+]
+DurationOpt = Annotated[
+    float | None,
+    typer.Option("--duration", help="Keep arrivals before this many seconds (suites: their length)."),
+]
 LimitOpt = Annotated[int | None, typer.Option("--limit", help="Keep the first N requests.")]
 StartOpt = Annotated[float, typer.Option("--start", help="ServeGen: start of the time window (s).")]
-TokenizerOpt = Annotated[Path | None, typer.Option("--tokenizer", help="tokenizer.json for exact token counts of text traces.")]
+TokenizerOpt = Annotated[
+    Path | None,
+    typer.Option("--tokenizer", help="tokenizer.json for exact token counts of text traces."),
+]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON instead of tables.")]
 
 
-def workload_spec(workload: str | None, fmt: str | None, tenants: str | None, seed: int,
-                  rate: float, time_scale: float, duration: float | None, limit: int | None,
-                  start: float, tokenizer: Path | None) -> WorkloadSpec:
-    return WorkloadSpec(source=workload, format=fmt, tenants=tenants, seed=seed, rate_rps=rate,
-                        time_scale=time_scale, duration_s=duration, limit=limit, start_s=start,
-                        tokenizer=tokenizer)
+def workload_spec(
+    workload: str | None,
+    fmt: str | None,
+    tenants: str | None,
+    seed: int,
+    rate: float,
+    time_scale: float,
+    duration: float | None,
+    limit: int | None,
+    start: float,
+    tokenizer: Path | None,
+) -> WorkloadSpec:
+    return WorkloadSpec(
+        source=workload,
+        format=fmt,
+        tenants=tenants,
+        seed=seed,
+        rate_rps=rate,
+        time_scale=time_scale,
+        duration_s=duration,
+        limit=limit,
+        start_s=start,
+        tokenizer=tokenizer,
+    )

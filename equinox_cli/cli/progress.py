@@ -3,17 +3,28 @@
 from __future__ import annotations
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
 
 
 class RichProgressObserver:
     def __init__(self, console: Console) -> None:
         self._progress = Progress(
-            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-            TextColumn("sim {task.fields[sim_s]:.0f} s"), TimeElapsedColumn(),
-            console=console, transient=True,
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("sim {task.fields[sim_s]:.0f} s"),
+            TimeElapsedColumn(),
+            console=console,
+            transient=True,
         )
-        self._task: int | None = None
+        self._task: TaskID | None = None
 
     def on_start(self, policy: str, total_requests: int) -> None:
         self._progress.start()

@@ -52,8 +52,7 @@ def comparison_table(summary: pd.DataFrame, title: str) -> Table:
 
 
 def clients_table(clients_by_policy: dict[str, pd.DataFrame]) -> Table:
-    table = Table(title="Per-client service rate (weighted tokens/s) and mean TTFT (s)",
-                  title_justify="left")
+    table = Table(title="Per-client service rate (weighted tokens/s) and mean TTFT (s)", title_justify="left")
     table.add_column("client")
     table.add_column("demand/s", justify="right")
     for policy in clients_by_policy:
@@ -64,7 +63,10 @@ def clients_table(clients_by_policy: dict[str, pd.DataFrame]) -> Table:
     for i, row in first.iterrows():
         cells = [str(row["client_id"]), f"{row['demand'] / window:.0f}"]
         for frame in clients_by_policy.values():
-            cells += [f"{frame.loc[i, 'service_rate']:.0f}", _fmt(frame.loc[i, "ttft_mean_s"], "{:.2f}")]
+            cells += [
+                f"{frame.loc[i, 'service_rate']:.0f}",
+                _fmt(frame.loc[i, "ttft_mean_s"], "{:.2f}"),
+            ]
         table.add_row(*cells)
     return table
 

@@ -62,5 +62,4 @@ class RunObserver(Protocol):
 
 
 class Engine(Protocol):
-    def run(self, workload: Workload, policy: Policy, observer: RunObserver | None = None) -> RunResult:
-        ...
+    def run(self, workload: Workload, policy: Policy, observer: RunObserver | None = None) -> RunResult: ...

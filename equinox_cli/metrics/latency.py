@@ -31,7 +31,10 @@ def percentiles(values: pd.Series, prefix: str) -> dict[str, float]:
     clean = values.dropna().to_numpy(dtype=float)
     stem = prefix.removesuffix("_s")
     if clean.size == 0:
-        return {f"{stem}_mean_s": float("nan"), **{f"{stem}_p{q}_s": float("nan") for q in PERCENTILES}}
+        return {
+            f"{stem}_mean_s": float("nan"),
+            **{f"{stem}_p{q}_s": float("nan") for q in PERCENTILES},
+        }
     result = {f"{stem}_mean_s": float(clean.mean())}
     for q in PERCENTILES:
         result[f"{stem}_p{q}_s"] = float(np.percentile(clean, q))

@@ -33,8 +33,12 @@ def _cumulative_service(rows: pd.DataFrame, cfg: ServiceConfig, ticks: np.ndarra
     # Piecewise linear: a jump at `first`, then slope rest/span until `finish`.
     times = np.concatenate([first, finish])
     jumps = np.concatenate([jump, np.where(finish - first <= 1e-9, rest, 0.0)])
-    slopes = np.concatenate([np.where(finish - first > 1e-9, rest / span, 0.0),
-                             -np.where(finish - first > 1e-9, rest / span, 0.0)])
+    slopes = np.concatenate(
+        [
+            np.where(finish - first > 1e-9, rest / span, 0.0),
+            -np.where(finish - first > 1e-9, rest / span, 0.0),
+        ]
+    )
     order = np.argsort(times, kind="stable")
     times, jumps, slopes = times[order], jumps[order], slopes[order]
     slope_after = np.cumsum(slopes)
@@ -42,15 +46,19 @@ def _cumulative_service(rows: pd.DataFrame, cfg: ServiceConfig, ticks: np.ndarra
     level_after = np.cumsum(jumps) + ramps
     idx = np.searchsorted(times, ticks, side="right") - 1
     base = np.where(idx >= 0, level_after[np.clip(idx, 0, None)], 0.0)
-    extra = np.where(idx >= 0, slope_after[np.clip(idx, 0, None)] * (ticks - times[np.clip(idx, 0, None)]), 0.0)
+    extra = np.where(
+        idx >= 0, slope_after[np.clip(idx, 0, None)] * (ticks - times[np.clip(idx, 0, None)]), 0.0
+    )
     return base + extra
 
 
 def _cumulative_demand(rows: pd.DataFrame, cfg: ServiceConfig, ticks: np.ndarray) -> np.ndarray:
     order = np.argsort(rows["arrival_s"].to_numpy(float), kind="stable")
     arrival = rows["arrival_s"].to_numpy(float)[order]
-    cost = ((cfg.w_p * rows["prompt_tokens"].to_numpy(float)
-             + cfg.w_q * rows["output_tokens"].to_numpy(float)) / rows["weight"].to_numpy(float))[order]
+    cost = (
+        (cfg.w_p * rows["prompt_tokens"].to_numpy(float) + cfg.w_q * rows["output_tokens"].to_numpy(float))
+        / rows["weight"].to_numpy(float)
+    )[order]
     cum = np.concatenate([[0.0], np.cumsum(cost)])
     return cum[np.searchsorted(arrival, ticks, side="right")]
 
@@ -69,13 +77,19 @@ def timeline(requests: pd.DataFrame, cfg: ServiceConfig, end_s: float) -> pd.Dat
         s_before = np.interp(before, ticks, service, left=0.0)
         d_before = _cumulative_demand(rows, cfg, before)
         window = np.minimum(ticks, cfg.window_s)
-        frames.append(pd.DataFrame({
-            "time_s": ticks, "client_id": client,
-            "service": service - s_before, "demand": demand - d_before,
-            "service_rate": (service - s_before) / window,
-            "demand_rate": (demand - d_before) / window,
-            "cumulative_service": service,
-        }))
+        frames.append(
+            pd.DataFrame(
+                {
+                    "time_s": ticks,
+                    "client_id": client,
+                    "service": service - s_before,
+                    "demand": demand - d_before,
+                    "service_rate": (service - s_before) / window,
+                    "demand_rate": (demand - d_before) / window,
+                    "cumulative_service": service,
+                }
+            )
+        )
     return pd.concat(frames, ignore_index=True)
 
 
@@ -86,12 +100,17 @@ def client_totals(requests: pd.DataFrame, cfg: ServiceConfig, end_s: float) -> p
     for client, group in requests.groupby("client_id", sort=True):
         done = group[group["status"] == "finished"]
         service = float(_cumulative_service(done, cfg, ticks)[0]) if len(done) else 0.0
-        rows.append({
-            "client_id": client, "weight": float(group["weight"].iloc[-1]),
-            "requests": len(group), "finished": int((group["status"] == "finished").sum()),
-            "rejected": int((group["status"] == "rejected").sum()),
-            "aborted": int((group["status"] == "aborted").sum()),
-            "demand": float(_cumulative_demand(group, cfg, ticks)[0]), "service": service,
-            "service_rate": service / end_s if end_s > 0 else 0.0,
-        })
+        rows.append(
+            {
+                "client_id": client,
+                "weight": float(group["weight"].iloc[-1]),
+                "requests": len(group),
+                "finished": int((group["status"] == "finished").sum()),
+                "rejected": int((group["status"] == "rejected").sum()),
+                "aborted": int((group["status"] == "aborted").sum()),
+                "demand": float(_cumulative_demand(group, cfg, ticks)[0]),
+                "service": service,
+                "service_rate": service / end_s if end_s > 0 else 0.0,
+            }
+        )
     return pd.DataFrame(rows)

@@ -44,8 +44,10 @@ def _system(requests: pd.DataFrame, steps: pd.DataFrame, cfg: MetricsConfig) -> 
     finished = requests[requests["status"] == "finished"]
     makespan = float(requests["finish_s"].max()) if len(requests) else 0.0
     busy = float((steps["gpu_util"] * steps["step_time_s"]).sum()) if len(steps) else 0.0
-    good = finished[(finished["ttft_s"] <= cfg.ttft_slo_s)
-                    & ((finished["tpot_s"] <= cfg.tpot_slo_s) | finished["tpot_s"].isna())]
+    good = finished[
+        (finished["ttft_s"] <= cfg.ttft_slo_s)
+        & ((finished["tpot_s"] <= cfg.tpot_slo_s) | finished["tpot_s"].isna())
+    ]
     per_s = 1.0 / makespan if makespan > 0 else float("nan")
     return {
         "makespan_s": makespan,
@@ -58,8 +60,13 @@ def _system(requests: pd.DataFrame, steps: pd.DataFrame, cfg: MetricsConfig) -> 
     }
 
 
-def summarize(policy: str, raw_requests: pd.DataFrame, steps: pd.DataFrame,
-              counters: pd.DataFrame, cfg: MetricsConfig) -> RunTables:
+def summarize(
+    policy: str,
+    raw_requests: pd.DataFrame,
+    steps: pd.DataFrame,
+    counters: pd.DataFrame,
+    cfg: MetricsConfig,
+) -> RunTables:
     requests = with_latencies(raw_requests)
     end_s = float(requests["arrival_s"].max()) if len(requests) else 0.0
     end_s = max(end_s, cfg.service.tick_s)
@@ -94,11 +101,13 @@ def _client_latency(requests: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for client, group in requests.groupby("client_id", sort=True):
         ttft = group["ttft_s"].dropna().to_numpy(float)
-        rows.append({
-            "client_id": client,
-            "ttft_mean_s": float(ttft.mean()) if ttft.size else float("nan"),
-            "ttft_p99_s": float(np.percentile(ttft, 99)) if ttft.size else float("nan"),
-            "e2e_mean_s": float(group["e2e_s"].mean()),
-            "output_tokens_served": int(group.loc[group["status"] == "finished", "output_tokens"].sum()),
-        })
+        rows.append(
+            {
+                "client_id": client,
+                "ttft_mean_s": float(ttft.mean()) if ttft.size else float("nan"),
+                "ttft_p99_s": float(np.percentile(ttft, 99)) if ttft.size else float("nan"),
+                "e2e_mean_s": float(group["e2e_s"].mean()),
+                "output_tokens_served": int(group.loc[group["status"] == "finished", "output_tokens"].sum()),
+            }
+        )
     return pd.DataFrame(rows)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 from equinox_cli.core.errors import UserInputError, unknown_name
 from equinox_cli.core.protocols import OutputPredictor, Policy
@@ -23,9 +24,7 @@ PARAM_CLASSES: dict[str, type | None] = {
 }
 
 
-def make_policy(
-    name: str, raw_params: Mapping[str, str], predictor: OutputPredictor | None = None
-) -> Policy:
+def make_policy(name: str, raw_params: Mapping[str, str], predictor: OutputPredictor | None = None) -> Policy:
     """A fresh policy object; `predictor` is required by equinox and vtc-pred."""
     if name not in POLICY_NAMES:
         raise unknown_name("policy", name, POLICY_NAMES)
@@ -35,13 +34,12 @@ def make_policy(
         raise UserInputError(f"policy {name} takes no -P keys (got {', '.join(raw_params)})")
     if name in NEEDS_PREDICTOR and predictor is None:
         raise ValueError(f"policy {name} needs an output predictor")
-    builders = {
-        "equinox": lambda: EquinoxPolicy(params, predictor),  # type: ignore[arg-type]
-        "vtc": lambda: VTCPolicy(params),  # type: ignore[arg-type]
-        "vtc-pred": lambda: VTCPredPolicy(params, predictor),  # type: ignore[arg-type]
-        "lcf": lambda: LCFPolicy(params),  # type: ignore[arg-type]
-        "fcfs": FCFSPolicy,
-        "rpm": lambda: RPMPolicy(params),  # type: ignore[arg-type]
-    }
-    policy: Policy = builders[name]()
-    return policy
+    p: Any = params
+    if name == "equinox":
+        return EquinoxPolicy(p, predictor)  # type: ignore[arg-type]
+    if name == "vtc-pred":
+        return VTCPredPolicy(p, predictor)  # type: ignore[arg-type]
+    classes: dict[str, Any] = {"vtc": VTCPolicy, "lcf": LCFPolicy, "rpm": RPMPolicy}
+    if name in classes:
+        return classes[name](p)
+    return FCFSPolicy()

@@ -111,8 +111,7 @@ class EquinoxPolicy(CounterPolicy):
         busy_s = progress.step_time_s * progress.gpu_util
         if total_work <= 0 or busy_s <= 0:
             return
-        tokens = sum(p.w_p * s.prefill_tokens + p.w_q * s.decode_tokens
-                     for s in progress.by_client.values())
+        tokens = sum(p.w_p * s.prefill_tokens + p.w_q * s.decode_tokens for s in progress.by_client.values())
         rate = tokens / busy_s
         ema = self._tokens_per_gpu_s
         ema = rate if ema is None else ema + p.rate_ema * (rate - ema)

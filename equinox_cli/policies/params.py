@@ -21,9 +21,7 @@ def _convert(policy: str, key: str, raw: str, kind: type) -> object:
             raise ValueError(raw)
         return kind(raw)
     except ValueError:
-        raise UserInputError(
-            f"bad -P value for {policy}: {key}={raw!r} (expected {kind.__name__})"
-        ) from None
+        raise UserInputError(f"bad -P value for {policy}: {key}={raw!r} (expected {kind.__name__})") from None
 
 
 def parse_params(policy: str, cls: type[P], raw: Mapping[str, str]) -> P:

@@ -34,8 +34,12 @@ def _write(frame: pd.DataFrame, path: Path, meta: bytes) -> None:
     pq.write_table(table.replace_schema_metadata(merged), path)
 
 
-def write_report(out_dir: Path, run: Mapping[str, object], summary: pd.DataFrame,
-                 per_policy: Mapping[str, Mapping[str, pd.DataFrame]]) -> Path:
+def write_report(
+    out_dir: Path,
+    run: Mapping[str, object],
+    summary: pd.DataFrame,
+    per_policy: Mapping[str, Mapping[str, pd.DataFrame]],
+) -> Path:
     """Write every table; the folder appears complete or not at all."""
     if out_dir.exists() and any(out_dir.iterdir()):
         raise UserInputError(f"{out_dir}: --out folder exists and is not empty")

@@ -79,9 +79,7 @@ def _read(path: Path, fmt: str, spec: WorkloadSpec) -> RawTrace:
         count, exact = load_token_counter(spec.tokenizer)
         raw = read_sharegpt(path, count, spec.seed) if fmt == "sharegpt" else read_lmsys(path, count)
         if not exact:
-            raw.warnings.append(
-                f"{path}: no --tokenizer given: token counts approximated as ceil(chars / 4)"
-            )
+            raw.warnings.append(f"{path}: no --tokenizer given: token counts approximated as ceil(chars / 4)")
         return raw
     if fmt == "servegen":
         return read_servegen(path, spec.seed, spec.start_s, spec.duration_s or 600.0)
@@ -143,8 +141,13 @@ def build_workload(spec: WorkloadSpec) -> tuple[Workload, list[str]]:
         reject_unknown_columns(raw.frame, str(path))
     frame = _complete(raw, spec, str(path))
     frame = validate_frame(frame, str(path), allow_extra=True)
-    source = {"path": str(path), "format": fmt, "seed": spec.seed, "tenants": spec.tenants,
-              "time_scale": spec.time_scale}
+    source = {
+        "path": str(path),
+        "format": fmt,
+        "seed": spec.seed,
+        "tenants": spec.tenants,
+        "time_scale": spec.time_scale,
+    }
     return frame_to_workload(frame, path.stem, source), raw.warnings
 
 

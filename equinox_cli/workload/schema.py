@@ -98,7 +98,7 @@ def frame_to_workload(frame: pd.DataFrame, name: str, source: dict[str, object])
     items = []
     for row in frame.itertuples(index=False):
         output = int(row.output_tokens)
-        prompt = getattr(row, "prompt") if has_prompt else None
+        prompt = row.prompt if has_prompt else None
         if isinstance(prompt, float) and math.isnan(prompt):
             prompt = None
         request = Request(
@@ -106,8 +106,8 @@ def frame_to_workload(frame: pd.DataFrame, name: str, source: dict[str, object])
             client_id=str(row.client_id),
             arrival_s=float(row.arrival_s),
             prompt_tokens=int(row.prompt_tokens),
-            max_tokens=int(getattr(row, "max_tokens")) if has_max else output,
-            weight=float(getattr(row, "weight")) if has_weight else 1.0,
+            max_tokens=int(row.max_tokens) if has_max else output,
+            weight=float(row.weight) if has_weight else 1.0,
             prompt=prompt,
         )
         items.append(WorkloadItem(request=request, output_tokens=output))

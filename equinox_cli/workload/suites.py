@@ -89,10 +89,15 @@ def default_mix(seed: int, duration_s: float | None) -> pd.DataFrame:
     sharegpt_prompt, sharegpt_output = Lengths(200, 0.9, 4, 4096), Lengths(250, 0.8, 4, 2048)
     specs = [
         ClientSpec("chat", 6.0, sharegpt_prompt, sharegpt_output, arrival="gamma"),
-        ClientSpec("code", 2.0, Lengths(2000, 0.5, 256, 8000), Lengths(24, 0.7, 2, 256),
-                   arrival="gamma"),
-        ClientSpec("burst", 2.0, Lengths(400, 0.8, 8, 4096), Lengths(200, 0.7, 4, 2048),
-                   arrival="gamma", cv=4.0),
+        ClientSpec("code", 2.0, Lengths(2000, 0.5, 256, 8000), Lengths(24, 0.7, 2, 256), arrival="gamma"),
+        ClientSpec(
+            "burst",
+            2.0,
+            Lengths(400, 0.8, 8, 4096),
+            Lengths(200, 0.7, 4, 2048),
+            arrival="gamma",
+            cv=4.0,
+        ),
         ClientSpec("light-a", 0.5, Lengths(100, 0.5), Lengths(100, 0.5), arrival="gamma"),
         ClientSpec("light-b", 0.5, Lengths(150, 0.5), Lengths(120, 0.5), arrival="gamma"),
     ]
@@ -102,8 +107,13 @@ def default_mix(seed: int, duration_s: float | None) -> pd.DataFrame:
 def sharegpt_like(seed: int, duration_s: float | None) -> pd.DataFrame:
     """10 req/s of ShareGPT-like lengths from 8 Poisson clients (the speed benchmark's workload)."""
     specs = [
-        ClientSpec(f"c{i}", 10.0 / 8, Lengths(200, 0.9, 4, 4096), Lengths(250, 0.8, 4, 2048),
-                   arrival="gamma")
+        ClientSpec(
+            f"c{i}",
+            10.0 / 8,
+            Lengths(200, 0.9, 4, 4096),
+            Lengths(250, 0.8, 4, 2048),
+            arrival="gamma",
+        )
         for i in range(8)
     ]
     return generate(specs, duration_s or 3600.0, seed)

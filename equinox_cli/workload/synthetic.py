@@ -26,7 +26,7 @@ class Lengths:
 
     def draw(self, rng: np.random.Generator, size: int) -> np.ndarray:
         if self.sigma == 0.0:
-            return np.full(size, int(round(self.median)), dtype=np.int64)
+            return np.full(size, round(self.median), dtype=np.int64)
         values = rng.lognormal(np.log(self.median), self.sigma, size)
         return np.clip(np.round(values), self.lo, self.hi).astype(np.int64)
 
@@ -109,9 +109,13 @@ def generate_shared_poisson(specs: list[ClientSpec], duration_s: float, seed: in
 def _rows(rng: np.random.Generator, spec: ClientSpec, times: np.ndarray) -> pd.DataFrame:
     n = len(times)
     return pd.DataFrame(
-        {"client_id": spec.client_id, "arrival_s": times,
-         "prompt_tokens": spec.prompt.draw(rng, n), "output_tokens": spec.output.draw(rng, n),
-         "weight": spec.weight}
+        {
+            "client_id": spec.client_id,
+            "arrival_s": times,
+            "prompt_tokens": spec.prompt.draw(rng, n),
+            "output_tokens": spec.output.draw(rng, n),
+            "weight": spec.weight,
+        }
     )
 
 

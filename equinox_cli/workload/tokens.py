@@ -31,9 +31,7 @@ def load_token_counter(tokenizer_path: Path | None) -> tuple[TokenCounter, bool]
     try:
         from tokenizers import Tokenizer  # optional dependency, imported only when asked for
     except ImportError:
-        raise UserInputError(
-            "--tokenizer needs the 'tokenizers' package: pip install tokenizers"
-        ) from None
+        raise UserInputError("--tokenizer needs the 'tokenizers' package: pip install tokenizers") from None
     try:
         tokenizer = Tokenizer.from_file(str(tokenizer_path))
     except Exception as exc:  # the library raises its own untyped errors

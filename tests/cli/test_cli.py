@@ -14,14 +14,31 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _equinox(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-c", "from equinox_cli.cli.app import main; main()", *args],
-                          capture_output=True, text=True, cwd=cwd or ROOT, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-c", "from equinox_cli.cli.app import main; main()", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd or ROOT,
+        timeout=300,
+    )
 
 
 def test_replay_writes_report_and_table(tmp_path: Path) -> None:
     out = tmp_path / "run"
-    proc = _equinox("replay", "overload", "--duration", "60", "--profile", "a10g-llama2-7b",
-                    "--baseline", "vtc", "--baseline", "fcfs", "--out", str(out))
+    proc = _equinox(
+        "replay",
+        "overload",
+        "--duration",
+        "60",
+        "--profile",
+        "a10g-llama2-7b",
+        "--baseline",
+        "vtc",
+        "--baseline",
+        "fcfs",
+        "--out",
+        str(out),
+    )
     assert proc.returncode == 0, proc.stderr
     assert "Jain" in proc.stdout and "fcfs" in proc.stdout
     summary = pd.read_parquet(out / "summary.parquet")
@@ -36,8 +53,16 @@ def test_replay_writes_report_and_table(tmp_path: Path) -> None:
 def test_replay_json_is_deterministic(tmp_path: Path) -> None:
     results = []
     for name in ("a", "b"):
-        proc = _equinox("replay", "--duration", "30", "--json", "--baseline", "vtc",
-                        "--out", str(tmp_path / name))
+        proc = _equinox(
+            "replay",
+            "--duration",
+            "30",
+            "--json",
+            "--baseline",
+            "vtc",
+            "--out",
+            str(tmp_path / name),
+        )
         assert proc.returncode == 0, proc.stderr
         payload = json.loads(proc.stdout)
         results.append(payload["summary"])
@@ -109,7 +134,9 @@ def test_every_command_has_help_example_and_readme_section() -> None:
 
 
 def test_importing_the_package_stays_light() -> None:
-    code = ("import sys, equinox_cli, equinox_cli.api; "
-            "bad = [m for m in ('vllm', 'torch', 'typer', 'rich') if m in sys.modules]; print(bad)")
+    code = (
+        "import sys, equinox_cli, equinox_cli.api; "
+        "bad = [m for m in ('vllm', 'torch', 'typer', 'rich') if m in sys.modules]; print(bad)"
+    )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert proc.stdout.strip() == "[]"

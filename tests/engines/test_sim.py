@@ -37,8 +37,11 @@ def test_every_request_served_once_and_kv_bounded(policy: str) -> None:
     too_big = requests["prompt_tokens"] + requests["max_tokens"] > tight.kv_capacity_tokens
     assert (requests["status"] == too_big.map({True: "aborted", False: "finished"})).all()
     requests = requests[~too_big]
-    truth = {it.request.request_id: it.output_tokens for it in workload.items
-             if it.request.request_id in set(requests["request_id"])}
+    truth = {
+        it.request.request_id: it.output_tokens
+        for it in workload.items
+        if it.request.request_id in set(requests["request_id"])
+    }
     assert (steps["kv_used_blocks"] <= steps["kv_total_blocks"]).all()
     assert steps["preempted"].sum() > 0  # the tight pool forced recompute preemptions
     assert (requests["finish_s"] >= requests["first_token_s"]).all()
@@ -54,7 +57,7 @@ def test_every_request_served_once_and_kv_bounded(policy: str) -> None:
 
 def test_token_accounting_is_exact_without_preemption() -> None:
     workload = make_workload([("a", 0.0, 100, 5), ("b", 0.0, 50, 1), ("a", 0.01, 30, 40)])
-    requests, steps = _run(workload, "fcfs", get_profile("h100-llama3-8b"))
+    _requests, steps = _run(workload, "fcfs", get_profile("h100-llama3-8b"))
     assert steps["preempted"].sum() == 0
     assert steps["prefill_tokens"].sum() == 180
     assert steps["decode_seqs"].sum() == (5 - 1) + (40 - 1)
@@ -88,9 +91,12 @@ def test_weighted_vtc_gives_service_in_weight_ratio() -> None:
 
 @settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
-    n_a=st.integers(60, 150), n_b=st.integers(60, 150),
-    prompt_a=st.integers(16, 400), prompt_b=st.integers(16, 400),
-    out_a=st.integers(4, 200), out_b=st.integers(4, 200),
+    n_a=st.integers(60, 150),
+    n_b=st.integers(60, 150),
+    prompt_a=st.integers(16, 400),
+    prompt_b=st.integers(16, 400),
+    out_a=st.integers(4, 200),
+    out_b=st.integers(4, 200),
 )
 def test_vtc_service_difference_bound(n_a, n_b, prompt_a, prompt_b, out_a, out_b) -> None:
     """Two backlogged clients: their counter gap stays ≤ 2·max(w_p·L_input, w_q·M) (VTC's bound)."""

@@ -18,12 +18,22 @@ from equinox_cli.metrics.service import ServiceConfig, client_totals, timeline
 
 
 def _requests() -> pd.DataFrame:
-    return pd.DataFrame({
-        "request_id": ["a", "b"], "client_id": ["x", "y"], "weight": [1.0, 2.0],
-        "arrival_s": [0.0, 1.0], "prompt_tokens": [10, 20], "output_tokens": [11, 1],
-        "max_tokens": [11, 1], "status": ["finished", "finished"], "admitted_s": [0.5, 1.0],
-        "first_token_s": [1.0, 2.0], "finish_s": [6.0, 2.0], "preemptions": [0, 0],
-    })
+    return pd.DataFrame(
+        {
+            "request_id": ["a", "b"],
+            "client_id": ["x", "y"],
+            "weight": [1.0, 2.0],
+            "arrival_s": [0.0, 1.0],
+            "prompt_tokens": [10, 20],
+            "output_tokens": [11, 1],
+            "max_tokens": [11, 1],
+            "status": ["finished", "finished"],
+            "admitted_s": [0.5, 1.0],
+            "first_token_s": [1.0, 2.0],
+            "finish_s": [6.0, 2.0],
+            "preemptions": [0, 0],
+        }
+    )
 
 
 def test_latencies() -> None:
@@ -56,17 +66,25 @@ def test_service_timeline_is_linear_in_decode() -> None:
 
 
 def test_service_difference_formula() -> None:
-    line = pd.DataFrame({
-        "time_s": [1.0, 1.0, 1.0], "client_id": ["a", "b", "c"],
-        "service": [10.0, 4.0, 1.0], "demand": [20.0, 20.0, 2.0],
-    })
+    line = pd.DataFrame(
+        {
+            "time_s": [1.0, 1.0, 1.0],
+            "client_id": ["a", "b", "c"],
+            "service": [10.0, 4.0, 1.0],
+            "demand": [20.0, 20.0, 2.0],
+        }
+    )
     # a: min(0, 10)=0; b: min(6, 16)=6; c: min(9, 1)=1
     assert service_difference(line)["diff"].tolist() == [7.0]
 
 
 def test_counter_gaps_only_among_backlogged() -> None:
-    counters = pd.DataFrame({
-        "time_s": [1, 1, 1, 2, 2], "client_id": ["a", "b", "c", "a", "b"],
-        "counter": [5.0, 9.0, 100.0, 1.0, 2.0], "backlogged": [True, True, False, True, False],
-    })
+    counters = pd.DataFrame(
+        {
+            "time_s": [1, 1, 1, 2, 2],
+            "client_id": ["a", "b", "c", "a", "b"],
+            "counter": [5.0, 9.0, 100.0, 1.0, 2.0],
+            "backlogged": [True, True, False, True, False],
+        }
+    )
     assert counter_gaps(counters).to_dict() == {1: 4.0}

@@ -75,12 +75,15 @@ def test_requeue_refunds_admission_charge() -> None:
 @pytest.mark.parametrize("name", ["equinox", "vtc-pred"])
 def test_prediction_is_corrected_at_finish_without_drift(name: str) -> None:
     """Total charged = what VTC would charge for the true outputs, whatever was predicted."""
-    policy = make_policy(name, {"ttft_slo_s": "1000"} if name == "equinox" else {},
-                         MovingAveragePredictor(prior_tokens=50))
+    policy = make_policy(
+        name,
+        {"ttft_slo_s": "1000"} if name == "equinox" else {},
+        MovingAveragePredictor(prior_tokens=50),
+    )
     outputs = [10, 300, 7, 120]
-    for i, out in enumerate(outputs):
+    for i in range(len(outputs)):
         policy.on_arrival(make_request(f"r{i}", "a", 0, prompt=20, max_tokens=400), 0)
-    for i, out in enumerate(outputs):
+    for out in outputs:
         request = policy.pick_next(0)
         policy.on_finish(Completion(request, "finished", out, 1.0, 0.5, 0.0))  # type: ignore[arg-type]
     truth = sum(20 + 2 * o for o in outputs)
@@ -89,7 +92,9 @@ def test_prediction_is_corrected_at_finish_without_drift(name: str) -> None:
 
 
 def test_equinox_credits_long_waits_and_charges_resources() -> None:
-    policy = make_policy("equinox", {"gamma": "10", "ttft_slo_s": "1"}, MovingAveragePredictor(prior_tokens=10))
+    policy = make_policy(
+        "equinox", {"gamma": "10", "ttft_slo_s": "1"}, MovingAveragePredictor(prior_tokens=10)
+    )
     policy.on_arrival(make_request("a1", "a", 0, prompt=100), 0)
     policy.pick_next(5.0)  # waited 5 s: 4 s over the SLO → credit 40 tokens
     assert policy.user_counters()["a"] == pytest.approx(100 + 2 * 10 - 40)  # type: ignore[attr-defined]

@@ -19,7 +19,7 @@ def _build(path: Path | str, **kw: object):
 def test_azure_2023_code_sample(shared_traces: Path) -> None:
     path = shared_traces / "azure_llm_2023" / "AzureLLMInferenceTrace_code.csv"
     assert detect_format(path) == "azure"
-    workload, warnings = _build(path, tenants="zipf:8")
+    workload, _warnings = _build(path, tenants="zipf:8")
     assert len(workload) == 8819  # the README's row count: no row with 0 output in this file
     first = workload.items[0].request
     assert first.arrival_s == 0.0 and first.prompt_tokens == 4808
@@ -30,8 +30,10 @@ def test_azure_2023_code_sample(shared_traces: Path) -> None:
 
 def test_azure_2024_timestamp_format(tmp_path: Path) -> None:
     path = tmp_path / "azure2024.csv"
-    path.write_text("TIMESTAMP,ContextTokens,GeneratedTokens\n"
-                    "2024-05-10 00:00:00.009930+00:00,2162,5\n2024-05-10 00:00:01.509930+00:00,100,7\n")
+    path.write_text(
+        "TIMESTAMP,ContextTokens,GeneratedTokens\n"
+        "2024-05-10 00:00:00.009930+00:00,2162,5\n2024-05-10 00:00:01.509930+00:00,100,7\n"
+    )
     workload, _ = _build(path)
     assert [it.request.arrival_s for it in workload.items] == pytest.approx([0.0, 1.5])
 
@@ -68,8 +70,15 @@ def test_sharegpt_prompts_warn_about_missing_replies(shared_traces: Path) -> Non
 
 def test_sharegpt_conversation_pairs(tmp_path: Path) -> None:
     path = tmp_path / "sg.json"
-    conv = [{"id": "a", "conversations": [{"from": "human", "value": "x" * 40},
-                                          {"from": "gpt", "value": "y" * 80}]}]
+    conv = [
+        {
+            "id": "a",
+            "conversations": [
+                {"from": "human", "value": "x" * 40},
+                {"from": "gpt", "value": "y" * 80},
+            ],
+        }
+    ]
     path.write_text(json.dumps(conv))
     workload, _ = _build(path, tenants="single")
     assert (workload.items[0].request.prompt_tokens, workload.items[0].output_tokens) == (10, 20)
@@ -77,9 +86,17 @@ def test_sharegpt_conversation_pairs(tmp_path: Path) -> None:
 
 def test_lmsys_records_by_model(tmp_path: Path) -> None:
     path = tmp_path / "lmsys.jsonl"
-    rows = [{"conversation_id": str(i), "model": m, "conversation": [
-        {"role": "user", "content": "hello there"}, {"role": "assistant", "content": "hi" * 20}]}
-        for i, m in enumerate(["vicuna", "llama", "vicuna"])]
+    rows = [
+        {
+            "conversation_id": str(i),
+            "model": m,
+            "conversation": [
+                {"role": "user", "content": "hello there"},
+                {"role": "assistant", "content": "hi" * 20},
+            ],
+        }
+        for i, m in enumerate(["vicuna", "llama", "vicuna"])
+    ]
     path.write_text("\n".join(json.dumps(r) for r in rows))
     workload, _ = _build(path, tenants="column:model")
     assert workload.clients == ("model=llama", "model=vicuna")
@@ -87,9 +104,11 @@ def test_lmsys_records_by_model(tmp_path: Path) -> None:
 
 def test_burstgpt_drops_failed_rows(tmp_path: Path) -> None:
     path = tmp_path / "burst.csv"
-    path.write_text("Timestamp,Model,Request tokens,Response tokens,Total tokens,Log Type\n"
-                    "5,ChatGPT,100,50,150,Conversation log\n6,GPT-4,80,0,80,Conversation log\n"
-                    "7.5,GPT-4,30,20,50,API log\n")
+    path.write_text(
+        "Timestamp,Model,Request tokens,Response tokens,Total tokens,Log Type\n"
+        "5,ChatGPT,100,50,150,Conversation log\n6,GPT-4,80,0,80,Conversation log\n"
+        "7.5,GPT-4,30,20,50,API log\n"
+    )
     workload, warnings = _build(path, tenants="column:model")
     assert len(workload) == 2 and any("0 output tokens" in w for w in warnings)
     assert [it.request.arrival_s for it in workload.items] == [0.0, 2.5]
@@ -110,20 +129,41 @@ def test_canonical_parquet_round_trip(tmp_path: Path) -> None:
     [
         ("empty.jsonl", "", "empty trace"),
         ("bad.jsonl", '{"request_id": "a"\n', "row 1: bad JSON"),
-        ("neg.csv", "request_id,client_id,arrival_s,prompt_tokens,output_tokens\na,c,0,-5,3\n",
-         "row 1: field 'prompt_tokens': must be > 0"),
-        ("missing.csv", "request_id,client_id,arrival_s,prompt_tokens\na,c,0,5\n",
-         "missing column(s) output_tokens"),
-        ("extra.csv", "request_id,client_id,arrival_s,prompt_tokens,output_tokens,zzz\na,c,0,5,5,1\n",
-         "unknown column(s) zzz"),
-        ("nan.csv", "request_id,client_id,arrival_s,prompt_tokens,output_tokens\na,c,x,5,5\n",
-         "row 1: field 'arrival_s': not a number"),
-        ("dup.csv", "request_id,client_id,arrival_s,prompt_tokens,output_tokens\na,c,0,5,5\na,c,1,5,5\n",
-         "row 2: field 'request_id': duplicate"),
-        ("az.csv", "TIMESTAMP,ContextTokens,GeneratedTokens\nnot-a-time,5,5\n",
-         "row 1: field 'TIMESTAMP'"),
-        ("mc.jsonl", '{"timestamp": 0, "input_length": -1, "output_length": 3}\n',
-         "row 1: field 'input_length'"),
+        (
+            "neg.csv",
+            "request_id,client_id,arrival_s,prompt_tokens,output_tokens\na,c,0,-5,3\n",
+            "row 1: field 'prompt_tokens': must be > 0",
+        ),
+        (
+            "missing.csv",
+            "request_id,client_id,arrival_s,prompt_tokens\na,c,0,5\n",
+            "missing column(s) output_tokens",
+        ),
+        (
+            "extra.csv",
+            "request_id,client_id,arrival_s,prompt_tokens,output_tokens,zzz\na,c,0,5,5,1\n",
+            "unknown column(s) zzz",
+        ),
+        (
+            "nan.csv",
+            "request_id,client_id,arrival_s,prompt_tokens,output_tokens\na,c,x,5,5\n",
+            "row 1: field 'arrival_s': not a number",
+        ),
+        (
+            "dup.csv",
+            "request_id,client_id,arrival_s,prompt_tokens,output_tokens\na,c,0,5,5\na,c,1,5,5\n",
+            "row 2: field 'request_id': duplicate",
+        ),
+        (
+            "az.csv",
+            "TIMESTAMP,ContextTokens,GeneratedTokens\nnot-a-time,5,5\n",
+            "row 1: field 'TIMESTAMP'",
+        ),
+        (
+            "mc.jsonl",
+            '{"timestamp": 0, "input_length": -1, "output_length": 3}\n',
+            "row 1: field 'input_length'",
+        ),
         ("sg.json", '[{"id": 1, "conversations": 5}]', "row 1: field 'conversations'"),
     ],
 )
@@ -137,11 +177,11 @@ def test_bad_files_name_file_row_and_field(tmp_path: Path, name: str, text: str,
 
 
 def test_unknown_suite_and_format_list_choices(tmp_path: Path) -> None:
-    with pytest.raises(UserInputError, match="suites: .*overload"):
+    with pytest.raises(UserInputError, match=r"suites: .*overload"):
         _build("no-such-suite")
     path = tmp_path / "t.csv"
     path.write_text("a\n1\n")
-    with pytest.raises(UserInputError, match="valid: .*azure"):
+    with pytest.raises(UserInputError, match=r"valid: .*azure"):
         _build(path, format="nope")
 
 

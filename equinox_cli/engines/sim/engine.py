@@ -27,6 +27,7 @@ from equinox_cli.core.protocols import Policy, RunObserver
 from equinox_cli.core.types import (
     ClientStepService,
     Completion,
+    CompletionStatus,
     Progress,
     Request,
     RunResult,
@@ -36,8 +37,14 @@ from equinox_cli.core.types import (
 from equinox_cli.engines.sim.profiles import Profile
 
 ENGINE_KEYS = (
-    "kv_capacity_tokens", "block_size", "max_num_seqs", "max_num_batched_tokens",
-    "chunked_prefill", "admission", "admit_every_steps", "prefill_cap_tokens",
+    "kv_capacity_tokens",
+    "block_size",
+    "max_num_seqs",
+    "max_num_batched_tokens",
+    "chunked_prefill",
+    "admission",
+    "admit_every_steps",
+    "prefill_cap_tokens",
 )
 
 
@@ -60,11 +67,51 @@ def apply_engine_args(profile: Profile, raw: dict[str, str]) -> Profile:
     result = replace(profile, **values)  # type: ignore[arg-type]
     if result.admission not in ("vllm", "vtc"):
         raise UserInputError(f"bad -E value admission={result.admission!r}; valid: vllm, vtc")
-    ints = [result.kv_capacity_tokens, result.block_size, result.max_num_seqs,
-            result.max_num_batched_tokens, result.admit_every_steps, result.prefill_cap_tokens]
+    ints = [
+        result.kv_capacity_tokens,
+        result.block_size,
+        result.max_num_seqs,
+        result.max_num_batched_tokens,
+        result.admit_every_steps,
+        result.prefill_cap_tokens,
+    ]
     if min(ints) < 1:
-        raise UserInputError(f"bad -E value: {', '.join(k for k in ENGINE_KEYS if k != 'chunked_prefill' and k != 'admission')} must be >= 1")
+        raise UserInputError(
+            "bad -E value: kv_capacity_tokens, block_size, max_num_seqs, max_num_batched_tokens, "
+            "admit_every_steps and prefill_cap_tokens must be >= 1"
+        )
     return result
+
+
+REQUEST_COLUMNS = (
+    "request_id",
+    "client_id",
+    "weight",
+    "arrival_s",
+    "prompt_tokens",
+    "output_tokens",
+    "max_tokens",
+    "status",
+    "admitted_s",
+    "first_token_s",
+    "finish_s",
+    "preemptions",
+)
+STEP_COLUMNS = (
+    "step",
+    "start_s",
+    "step_time_s",
+    "prefill_tokens",
+    "decode_seqs",
+    "context_tokens",
+    "running",
+    "waiting",
+    "kv_used_blocks",
+    "kv_total_blocks",
+    "gpu_util",
+    "preempted",
+)
+COUNTER_COLUMNS = ("time_s", "client_id", "counter", "backlogged")
 
 
 @dataclass(eq=False, slots=True)
@@ -91,17 +138,6 @@ class _Columns:
     counters: dict[str, list[object]] = field(default_factory=lambda: {k: [] for k in COUNTER_COLUMNS})
 
 
-REQUEST_COLUMNS = (
-    "request_id", "client_id", "weight", "arrival_s", "prompt_tokens", "output_tokens",
-    "max_tokens", "status", "admitted_s", "first_token_s", "finish_s", "preemptions",
-)
-STEP_COLUMNS = (
-    "step", "start_s", "step_time_s", "prefill_tokens", "decode_seqs", "context_tokens",
-    "running", "waiting", "kv_used_blocks", "kv_total_blocks", "gpu_util", "preempted",
-)
-COUNTER_COLUMNS = ("time_s", "client_id", "counter", "backlogged")
-
-
 class SimEngine:
     """Runs a workload under a policy on a modelled GPU (see the module docstring)."""
 
@@ -113,13 +149,24 @@ class SimEngine:
         state = _Run(self.profile, policy, workload, observer, self.counter_sample_s)
         state.loop()
         config = {f.name: getattr(self.profile, f.name) for f in fields(self.profile)}
-        return RunResult(policy=policy.name, requests=state.out.requests, steps=state.out.steps,
-                         counters=state.out.counters, config=config)
+        return RunResult(
+            policy=policy.name,
+            requests=state.out.requests,
+            steps=state.out.steps,
+            counters=state.out.counters,
+            config=config,
+        )
 
 
 class _Run:
-    def __init__(self, profile: Profile, policy: Policy, workload: Workload,
-                 observer: RunObserver | None, counter_sample_s: float) -> None:
+    def __init__(
+        self,
+        profile: Profile,
+        policy: Policy,
+        workload: Workload,
+        observer: RunObserver | None,
+        counter_sample_s: float,
+    ) -> None:
         self.p = profile
         self.policy = policy
         self.items = workload.items
@@ -326,7 +373,8 @@ class _Run:
             prefill_by[cid] = prefill_by.get(cid, 0) + n
         by_client = {
             c: ClientStepService(prefill_by.pop(c, 0), d, self.ctx_by_client[c])
-            for c, d in self.dec_by_client.items() if d
+            for c, d in self.dec_by_client.items()
+            if d
         }
         for c, n in prefill_by.items():
             by_client[c] = ClientStepService(n, 0, 0)
@@ -385,12 +433,19 @@ class _Run:
         self.free += blocks
         self.running.pop(seq.request.request_id, None)
 
-    def _leave(self, seq: _Seq, status: str, now_s: float) -> None:
+    def _leave(self, seq: _Seq, status: CompletionStatus, now_s: float) -> None:
         request = seq.request
         self.seqs.pop(request.request_id, None)
         output = seq.generated if status == "finished" else 0
-        completion = Completion(request, status, output, now_s, seq.first_token_s,  # type: ignore[arg-type]
-                                seq.admitted_s, seq.preemptions)
+        completion = Completion(
+            request,
+            status,
+            output,
+            now_s,
+            seq.first_token_s,
+            seq.admitted_s,
+            seq.preemptions,
+        )
         if status != "aborted":
             self.policy.on_finish(completion)
         self._record_request(seq, status, now_s)
@@ -401,17 +456,49 @@ class _Run:
     # --- recording ------------------------------------------------------------------------
     def _record_request(self, seq: _Seq, status: str, now_s: float) -> None:
         r, cols = seq.request, self.out.requests
-        values = (r.request_id, r.client_id, r.weight, r.arrival_s, r.prompt_tokens,
-                  seq.item.output_tokens, r.max_tokens, status, seq.admitted_s,
-                  seq.first_token_s, now_s, seq.preemptions)
+        values = (
+            r.request_id,
+            r.client_id,
+            r.weight,
+            r.arrival_s,
+            r.prompt_tokens,
+            seq.item.output_tokens,
+            r.max_tokens,
+            status,
+            seq.admitted_s,
+            seq.first_token_s,
+            now_s,
+            seq.preemptions,
+        )
         for key, value in zip(REQUEST_COLUMNS, values, strict=True):
             cols[key].append(value)
 
-    def _record_step(self, step: int, start: float, dt: float, prefill: int, n_dec: int,
-                     ctx: int, util: float, preempted: int) -> None:
+    def _record_step(
+        self,
+        step: int,
+        start: float,
+        dt: float,
+        prefill: int,
+        n_dec: int,
+        ctx: int,
+        util: float,
+        preempted: int,
+    ) -> None:
         cols = self.out.steps
-        values = (step, start, dt, prefill, n_dec, ctx, len(self.running), len(self.policy),
-                  self.total_blocks - self.free, self.total_blocks, util, preempted)
+        values = (
+            step,
+            start,
+            dt,
+            prefill,
+            n_dec,
+            ctx,
+            len(self.running),
+            len(self.policy),
+            self.total_blocks - self.free,
+            self.total_blocks,
+            util,
+            preempted,
+        )
         for key, value in zip(STEP_COLUMNS, values, strict=True):
             cols[key].append(value)
 

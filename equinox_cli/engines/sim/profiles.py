@@ -44,7 +44,9 @@ class Profile:
 
     def step_time_s(self, prefill_tokens: int, decode_seqs: int, context_tokens: int) -> float:
         return (
-            self.c0_s + self.c_p_s * prefill_tokens + self.c_d_s * decode_seqs
+            self.c0_s
+            + self.c_p_s * prefill_tokens
+            + self.c_d_s * decode_seqs
             + self.c_kv_s * (context_tokens + prefill_tokens)
         )
 
@@ -70,10 +72,21 @@ PROFILES: dict[str, Profile] = {
             "for prompt + max output. c0 calibrated so that the overload suite serves ~1,350 "
             "weighted tokens/s in total, as VTC's published service (~677 + 675 tokens/s)."
         ),
-        c0_s=0.030, c_p_s=2.2e-4, c_d_s=2.0e-4, c_kv_s=LLAMA2_7B_KV / 600e9,
-        params=LLAMA2_7B_PARAMS, weight_bytes=LLAMA2_7B_PARAMS * 2, kv_bytes_per_token=LLAMA2_7B_KV,
-        peak_flops=125e12, peak_bytes_s=600e9, kv_capacity_tokens=10_000, block_size=1,
-        max_num_seqs=1000, max_num_batched_tokens=3072, chunked_prefill=False, admission="vtc",
+        c0_s=0.030,
+        c_p_s=2.2e-4,
+        c_d_s=2.0e-4,
+        c_kv_s=LLAMA2_7B_KV / 600e9,
+        params=LLAMA2_7B_PARAMS,
+        weight_bytes=LLAMA2_7B_PARAMS * 2,
+        kv_bytes_per_token=LLAMA2_7B_KV,
+        peak_flops=125e12,
+        peak_bytes_s=600e9,
+        kv_capacity_tokens=10_000,
+        block_size=1,
+        max_num_seqs=1000,
+        max_num_batched_tokens=3072,
+        chunked_prefill=False,
+        admission="vtc",
     ),
     "a100-llama2-7b": Profile(
         name="a100-llama2-7b",
@@ -83,9 +96,16 @@ PROFILES: dict[str, Profile] = {
             "read per step (6.6 ms) + ~1.4 ms overhead; prefill at 55 % of peak; KV pool = "
             "0.9·80 GB − 13.5 GB weights − ~2 GB activations = 56.5 GB / 524 KB per token."
         ),
-        c0_s=0.008, c_p_s=8.0e-5, c_d_s=4.0e-5, c_kv_s=LLAMA2_7B_KV / 2039e9,
-        params=LLAMA2_7B_PARAMS, weight_bytes=LLAMA2_7B_PARAMS * 2, kv_bytes_per_token=LLAMA2_7B_KV,
-        peak_flops=312e12, peak_bytes_s=2039e9, kv_capacity_tokens=107_000,
+        c0_s=0.008,
+        c_p_s=8.0e-5,
+        c_d_s=4.0e-5,
+        c_kv_s=LLAMA2_7B_KV / 2039e9,
+        params=LLAMA2_7B_PARAMS,
+        weight_bytes=LLAMA2_7B_PARAMS * 2,
+        kv_bytes_per_token=LLAMA2_7B_KV,
+        peak_flops=312e12,
+        peak_bytes_s=2039e9,
+        kv_capacity_tokens=107_000,
     ),
     "h100-llama3-8b": Profile(
         name="h100-llama3-8b",
@@ -95,9 +115,16 @@ PROFILES: dict[str, Profile] = {
             "GQA with 8 KV heads (131 KB KV per token); weights 16 GB read per step (4.8 ms) + "
             "~1.2 ms overhead; prefill at 50 % of peak; KV pool = 0.9·80 − 16 − 2 GB = 54 GB."
         ),
-        c0_s=0.006, c_p_s=3.2e-5, c_d_s=1.6e-5, c_kv_s=LLAMA3_8B_KV / 3350e9,
-        params=LLAMA3_8B_PARAMS, weight_bytes=LLAMA3_8B_PARAMS * 2, kv_bytes_per_token=LLAMA3_8B_KV,
-        peak_flops=989e12, peak_bytes_s=3350e9, kv_capacity_tokens=412_000,
+        c0_s=0.006,
+        c_p_s=3.2e-5,
+        c_d_s=1.6e-5,
+        c_kv_s=LLAMA3_8B_KV / 3350e9,
+        params=LLAMA3_8B_PARAMS,
+        weight_bytes=LLAMA3_8B_PARAMS * 2,
+        kv_bytes_per_token=LLAMA3_8B_KV,
+        peak_flops=989e12,
+        peak_bytes_s=3350e9,
+        kv_capacity_tokens=412_000,
     ),
 }
 DEFAULT_PROFILE = "a100-llama2-7b"

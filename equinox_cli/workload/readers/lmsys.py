@@ -42,9 +42,13 @@ def read_lmsys(path: Path, count: TokenCounter) -> RawTrace:
             if not isinstance(prompt, str) or not isinstance(reply, str):
                 raise UserInputError(f"{path}: row {row}: field 'content': missing or not text")
             rows.append(
-                {"prompt": prompt, "prompt_tokens": count(prompt), "output_tokens": count(reply),
-                 "model": str(record.get("model", "unknown")),
-                 "session": str(record.get("conversation_id", row))}
+                {
+                    "prompt": prompt,
+                    "prompt_tokens": count(prompt),
+                    "output_tokens": count(reply),
+                    "model": str(record.get("model", "unknown")),
+                    "session": str(record.get("conversation_id", row)),
+                }
             )
     if not rows:
         raise UserInputError(f"{path}: empty trace (no user/assistant turn pairs)")

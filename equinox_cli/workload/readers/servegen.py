@@ -103,9 +103,7 @@ def _draw_lengths(rng, tables: dict[str, tuple], times: list[float]) -> tuple[li
 
 
 def read_servegen(folder: Path, seed: int, start_s: float, duration_s: float) -> RawTrace:
-    files = sorted(
-        (int(m.group(1)), p) for p in folder.iterdir() if (m := _CHUNK.search(p.name))
-    )
+    files = sorted((int(m.group(1)), p) for p in folder.iterdir() if (m := _CHUNK.search(p.name)))
     if not files:
         raise UserInputError(f"{folder}: not a ServeGen folder: no chunk-N-trace.csv files")
     rows: list[dict[str, object]] = []
@@ -134,15 +132,17 @@ def read_servegen(folder: Path, seed: int, start_s: float, duration_s: float) ->
         if used_default:
             defaulted.append(f"chunk-{chunk}")
         rows.extend(
-            {"arrival_s": t - start_s, "prompt_tokens": p, "output_tokens": o,
-             "client_id": f"chunk-{chunk}"}
+            {
+                "arrival_s": t - start_s,
+                "prompt_tokens": p,
+                "output_tokens": o,
+                "client_id": f"chunk-{chunk}",
+            }
             for t, p, o in zip(times, prompts, outputs, strict=True)
         )
     if not rows:
         raise UserInputError(f"{folder}: no traffic between {start_s} s and {start_s + duration_s} s")
     warnings = []
     if defaulted:
-        warnings.append(
-            f"{folder}: {len(defaulted)} client(s) without length tables used lognormal lengths"
-        )
+        warnings.append(f"{folder}: {len(defaulted)} client(s) without length tables used lognormal lengths")
     return RawTrace(frame=pd.DataFrame(rows), format="servegen", warnings=warnings)

@@ -43,8 +43,13 @@ def read_sharegpt(path: Path, count: TokenCounter, seed: int) -> RawTrace:
             out = count(str(reply["value"])) if has_reply and reply is not None else -1
             prompts_only += out < 0
             rows.append(
-                {"prompt": text, "prompt_tokens": count(text), "output_tokens": out,
-                 "session": conv_id, "turn": turn_no // 2}
+                {
+                    "prompt": text,
+                    "prompt_tokens": count(text),
+                    "output_tokens": out,
+                    "session": conv_id,
+                    "turn": turn_no // 2,
+                }
             )
     if not rows:
         raise UserInputError(f"{path}: empty trace (no human turns)")

@@ -64,8 +64,11 @@ def read_azure(path: Path) -> RawTrace:
         )
     seconds = (times - times.min()).dt.total_seconds().to_numpy()
     out = pd.DataFrame(
-        {"arrival_s": seconds, "prompt_tokens": _counts(frame, path, "ContextTokens"),
-         "output_tokens": _counts(frame, path, "GeneratedTokens")}
+        {
+            "arrival_s": seconds,
+            "prompt_tokens": _counts(frame, path, "ContextTokens"),
+            "output_tokens": _counts(frame, path, "GeneratedTokens"),
+        }
     )
     return _finish(out, path, "azure")
 
@@ -80,9 +83,11 @@ def read_burstgpt(path: Path) -> RawTrace:
         row = int(np.flatnonzero(times.isna().to_numpy())[0])
         raise UserInputError(f"{path}: row {row + 1}: field 'Timestamp': not a number")
     out = pd.DataFrame(
-        {"arrival_s": times.to_numpy(dtype=float),
-         "prompt_tokens": _counts(frame, path, "Request tokens"),
-         "output_tokens": _counts(frame, path, "Response tokens")}
+        {
+            "arrival_s": times.to_numpy(dtype=float),
+            "prompt_tokens": _counts(frame, path, "Request tokens"),
+            "output_tokens": _counts(frame, path, "Response tokens"),
+        }
     )
     for column, name in (("Model", "model"), ("Log Type", "log_type")):
         if column in frame.columns:
@@ -95,10 +100,12 @@ def read_mooncake(path: Path) -> RawTrace:
     for row, obj in iter_jsonl(path):
         hashes = obj.get("hash_ids", [])
         rows.append(
-            {"arrival_s": int_field(obj, "timestamp", path, row) / 1000.0,
-             "prompt_tokens": int_field(obj, "input_length", path, row),
-             "output_tokens": int_field(obj, "output_length", path, row),
-             "prefix": str(hashes[0]) if isinstance(hashes, list) and hashes else "none"}
+            {
+                "arrival_s": int_field(obj, "timestamp", path, row) / 1000.0,
+                "prompt_tokens": int_field(obj, "input_length", path, row),
+                "output_tokens": int_field(obj, "output_length", path, row),
+                "prefix": str(hashes[0]) if isinstance(hashes, list) and hashes else "none",
+            }
         )
     if not rows:
         raise UserInputError(f"{path}: empty trace (no rows)")
