@@ -19,7 +19,13 @@ from equinox_cli.engines.sim.engine import SimEngine, apply_engine_args
 from equinox_cli.engines.sim.profiles import DEFAULT_PROFILE, Profile, get_profile
 from equinox_cli.metrics.summary import MetricsConfig, RunTables, summarize
 from equinox_cli.policies import NEEDS_PREDICTOR, POLICY_NAMES, make_policy
-from equinox_cli.predict.baselines import MovingAveragePredictor
+from equinox_cli.predict.artifact import Artifact, load_artifact, save_artifact
+from equinox_cli.predict.baselines import MovingAveragePredictor, OraclePredictor
+from equinox_cli.predict.dataset import load_collected
+from equinox_cli.predict.evaluate import mae_ratio
+from equinox_cli.predict.online import ArtifactPredictor, NoPredictor
+from equinox_cli.predict.train import TrainConfig, TrainResult, train_mope
+from equinox_cli.report.collect import collected_requests, collected_steps, write_collected
 from equinox_cli.report.parquet import write_report
 from equinox_cli.workload.build import WorkloadSpec, build_workload
 from equinox_cli.workload.schema import workload_to_frame
@@ -36,6 +42,7 @@ class ReplayConfig:
     baselines: tuple[str, ...] = ()
     policy_params: tuple[str, ...] = ()  # "key=value" (main policy) or "policy.key=value"
     engine_params: tuple[str, ...] = ()  # "key=value" simulator overrides
+    predictor: str = "moving-average"  # for equinox and vtc-pred: see make_predictor()
     out: Path | None = None
     reports_root: Path = Path("reports")
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
@@ -78,12 +85,14 @@ def resolve_profile(name: str, engine_params: Sequence[str]) -> Profile:
     return apply_engine_args(get_profile(name), dict(split_key_values(engine_params, "-E")))
 
 
-def build_policies(config: ReplayConfig) -> dict[str, Policy]:
+def build_policies(config: ReplayConfig, workload: Workload) -> dict[str, Policy]:
+    """One fresh policy per name; equinox and vtc-pred each get their own fresh predictor."""
     names = list(dict.fromkeys([config.policy, *config.baselines]))
     routed = route_policy_params(config.policy_params, config.policy, names)
+    artifacts: dict[Path, Artifact] = {}
     policies: dict[str, Policy] = {}
     for name in names:
-        predictor: OutputPredictor | None = MovingAveragePredictor() if name in NEEDS_PREDICTOR else None
+        predictor = make_predictor(config.predictor, workload, artifacts) if name in NEEDS_PREDICTOR else None
         policies[name] = make_policy(name, routed[name], predictor)
     return policies
 
@@ -110,16 +119,11 @@ def default_run_dir(root: Path, workload: str, seed: int) -> Path:
 
 def replay(config: ReplayConfig, observer: RunObserver | None = None) -> ReplayOutcome:
     """Run the workload under the policy and every baseline; write the report; return the numbers."""
-    if config.engine not in ENGINES:
-        raise UserInputError(
-            f"unknown engine {config.engine!r}; valid: {', '.join(ENGINES)} "
-            "(the live vLLM/HTTP engines are not built yet)"
-        )
-    if config.out is not None and config.out.exists() and any(config.out.iterdir()):
-        raise UserInputError(f"{config.out}: --out folder exists and is not empty")
+    _check_engine(config.engine)
+    _check_out(config.out)
     profile = resolve_profile(config.profile, config.engine_params)
-    policies = build_policies(config)  # validates names and -P before the (long) runs
     workload, warnings = build_workload(config.workload)
+    policies = build_policies(config, workload)  # validates names, -P and --predictor before the runs
     engine = SimEngine(profile)
     runs: dict[str, RunTables] = {}
     for name, policy in policies.items():
@@ -141,6 +145,7 @@ def replay(config: ReplayConfig, observer: RunObserver | None = None) -> ReplayO
         "engine": config.engine,
         "profile": asdict(profile),
         "policies": {name: _params_of(p) for name, p in policies.items()},
+        "predictor": config.predictor,
         "metrics": asdict(config.metrics),
         "versions": _versions(),
     }
@@ -157,6 +162,69 @@ def replay(config: ReplayConfig, observer: RunObserver | None = None) -> ReplayO
     }
     write_report(out_dir, run_meta, summary, per_policy)
     return ReplayOutcome(out_dir, workload, summary, runs, warnings)
+
+
+@dataclass(frozen=True, slots=True)
+class CollectConfig:
+    workload: WorkloadSpec = field(default_factory=WorkloadSpec)
+    engine: str = "sim"
+    profile: str = DEFAULT_PROFILE
+    policy: str = "fcfs"
+    policy_params: tuple[str, ...] = ()
+    engine_params: tuple[str, ...] = ()
+    out: Path | None = None
+    traces_root: Path = Path("traces")
+
+
+@dataclass(frozen=True, slots=True)
+class CollectOutcome:
+    out_dir: Path
+    requests: pd.DataFrame
+    steps: pd.DataFrame
+    warnings: list[str]
+
+
+def collect(config: CollectConfig, observer: RunObserver | None = None) -> CollectOutcome:
+    """Run a workload once and write per-request and per-step training rows under traces/."""
+    _check_engine(config.engine)
+    _check_out(config.out)
+    profile = resolve_profile(config.profile, config.engine_params)
+    routed = route_policy_params(config.policy_params, config.policy, [config.policy])
+    needs = config.policy in NEEDS_PREDICTOR
+    policy = make_policy(config.policy, routed[config.policy], MovingAveragePredictor() if needs else None)
+    workload, warnings = build_workload(config.workload)
+    result = SimEngine(profile).run(workload, policy, observer)
+    requests = collected_requests(pd.DataFrame(result.requests), workload)
+    steps = collected_steps(pd.DataFrame(result.steps))
+    meta = {
+        "command": "collect",
+        "workload": asdict(config.workload),
+        "workload_name": workload.name,
+        "workload_source": dict(workload.source),
+        "engine": config.engine,
+        "profile": asdict(profile),
+        "policy": config.policy,
+        "policy_params": _params_of(policy),
+        "versions": _versions(),
+    }
+    out_dir = config.out or default_run_dir(
+        config.traces_root, f"collected-{workload.name}", config.workload.seed
+    )
+    write_collected(out_dir, meta, requests, steps)
+    return CollectOutcome(out_dir, requests, steps, warnings)
+
+
+def _check_engine(engine: str) -> None:
+    if engine not in ENGINES:
+        raise UserInputError(
+            f"unknown engine {engine!r}; valid: {', '.join(ENGINES)} "
+            "(the live vLLM/HTTP engines are not built yet)"
+        )
+
+
+def _check_out(out: Path | None) -> None:
+    if out is not None and out.exists() and any(out.iterdir()):
+        raise UserInputError(f"{out}: --out folder exists and is not empty")
 
 
 def _params_of(policy: Policy) -> dict[str, object]:
@@ -215,3 +283,80 @@ def convert_trace(spec: WorkloadSpec, out: Path) -> tuple[Path, int, list[str]]:
     finally:
         tmp.unlink(missing_ok=True)
     return out, len(frame), warnings
+
+
+# --- train-mope ------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class TrainMopeConfig:
+    data: tuple[Path, ...]
+    out: Path | None = None
+    name: str | None = None
+    predictors_root: Path = Path("predictors")
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+
+@dataclass(frozen=True)
+class TrainMopeOutcome:
+    out_dir: Path
+    result: TrainResult
+    mae_ratio: dict[str, float]
+
+
+def train_mope_artifact(config: TrainMopeConfig) -> TrainMopeOutcome:
+    """Train and evaluate MoPE from collected data; write predictors/<name>/ atomically."""
+    name = config.name or (config.out.name if config.out else f"mope-{time.strftime('%Y%m%d-%H%M%S')}")
+    out_dir = config.out or config.predictors_root / name
+    _check_out(out_dir)
+    collected = load_collected(config.data)
+    result = train_mope(collected, config.train)
+    ratio = {k: float(v) for k, v in mae_ratio(result.metrics).items()}
+    manifest = {
+        "name": name,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "seed": config.train.fit.seed,
+        "train_config": asdict(config.train),
+        "routing": "see equinox_cli/predict/mope.py: expert k serves t[k-1] < value <= t[k]",
+        "data": {"sources": list(collected.sources), **result.rows},
+        "metrics": result.metrics.to_dict(orient="records"),
+        "output_mae_single_over_mope": ratio,
+        "step_model": result.step_fit.to_dict() if result.step_fit else None,
+        "versions": {**_versions(), "scikit-learn": _version_of("scikit-learn")},
+        "warnings": result.warnings,
+    }
+    extra = {
+        "metrics.parquet": lambda path: result.metrics.to_parquet(path, index=False),
+        "predictions.parquet": lambda path: result.predictions.to_parquet(path, index=False),
+    }
+    save_artifact(out_dir, result.mope, manifest, extra)
+    return TrainMopeOutcome(out_dir, result, ratio)
+
+
+def _version_of(package: str) -> str:
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
+
+
+# --- predictors for replay ----------------------------------------------------------------------
+PREDICTOR_NAMES = ("moving-average", "oracle", "none")
+
+
+def make_predictor(spec: str, workload: Workload, cache: dict[Path, Artifact]) -> OutputPredictor:
+    """A fresh predictor: moving-average, oracle, none, a MoPE artifact PATH, or single:PATH."""
+    if spec == "moving-average":
+        return MovingAveragePredictor()
+    if spec == "oracle":
+        return OraclePredictor({it.request.request_id: it.output_tokens for it in workload.items})
+    if spec == "none":
+        return NoPredictor()
+    kind, sep, rest = spec.partition(":")
+    kind, path = (kind, Path(rest)) if sep and kind in ("mope", "single") else ("mope", Path(spec))
+    if not path.exists():
+        raise UserInputError(
+            f"--predictor {spec!r}: no such artifact folder; valid: {', '.join(PREDICTOR_NAMES)}, "
+            "PATH, mope:PATH, single:PATH"
+        )
+    if path not in cache:
+        cache[path] = load_artifact(path)
+    return ArtifactPredictor(cache[path], kind)

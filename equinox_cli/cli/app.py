@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import json
-import math
 import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
 from equinox_cli import __version__, api
+from equinox_cli.cli import learn
 from equinox_cli.cli import options as o
+from equinox_cli.cli.common import clean as _clean
+from equinox_cli.cli.common import err_console, out_console
+from equinox_cli.cli.common import warn as _warn
 from equinox_cli.cli.progress import RichProgressObserver
 from equinox_cli.cli.tables import clients_table, comparison_table, stats_table
 from equinox_cli.core.errors import UserInputError
@@ -28,17 +30,8 @@ app = typer.Typer(
 )
 traces_app = typer.Typer(no_args_is_help=True, help="Inspect and convert traces.")
 app.add_typer(traces_app, name="traces")
-out_console = Console()
-err_console = Console(stderr=True)
-
-
-def _warn(warnings: list[str]) -> None:
-    for line in warnings:
-        err_console.print(f"[yellow]warning:[/] {line}", highlight=False)
-
-
-def _clean(value: object) -> object:
-    return None if isinstance(value, float) and math.isnan(value) else value
+app.command(epilog=learn.COLLECT_EPILOG)(learn.collect)
+app.command("train-mope", epilog=learn.TRAIN_EPILOG)(learn.train_mope)
 
 
 @app.command(
@@ -70,6 +63,14 @@ def replay(
             help="Simulator override key=value, e.g. max_num_seqs=128, chunked_prefill=false, admission=vtc.",
         ),
     ] = None,
+    predictor: Annotated[
+        str,
+        typer.Option(
+            "--predictor",
+            help="Output predictor of equinox and vtc-pred: moving-average, oracle, none, "
+            "a MoPE artifact folder (PATH or mope:PATH) or its single model (single:PATH).",
+        ),
+    ] = "moving-average",
     out: Annotated[
         Path | None,
         typer.Option("--out", help="Report folder (default: a new folder under reports/)."),
@@ -102,6 +103,7 @@ def replay(
         baselines=tuple(baseline or ()),
         policy_params=tuple(param or ()),
         engine_params=tuple(engine_param or ()),
+        predictor=predictor,
         out=out,
     )
     observer = None if as_json or not err_console.is_terminal else RichProgressObserver(err_console)

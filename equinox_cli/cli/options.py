@@ -20,7 +20,7 @@ FormatOpt = Annotated[
     str | None,
     typer.Option(
         "--format",
-        help="Trace format (detected when omitted): canonical, sharegpt, lmsys, burstgpt, azure, "
+        help="Trace format (detected when omitted): canonical, sharegpt, lmsys, arena, burstgpt, azure, "
         "mooncake, servegen.",
     ),
 ]

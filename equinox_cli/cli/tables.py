@@ -85,3 +85,41 @@ def _cell(value: object) -> str:
     if isinstance(value, float):
         return f"{value:.2f}"
     return str(value)
+
+
+def mope_output_table(metrics: pd.DataFrame) -> Table:
+    """Output-token accuracy per split and predictor."""
+    rows = metrics[metrics["target"] == "output_tokens"]
+    table = Table(title="output tokens: held-out accuracy")
+    for column in ("split", "predictor", "rows", "MAE", "median AE", "MAPE", "bucket acc", "Kendall τ"):
+        table.add_column(column, justify="left" if column in ("split", "predictor") else "right")
+    for row in rows.itertuples(index=False):
+        table.add_row(
+            str(row.split),
+            str(row.predictor),
+            str(row.rows),
+            _fmt(row.mae, "{:.1f}"),
+            _fmt(row.median_ae, "{:.1f}"),
+            _fmt(row.mape, "{:.2f}"),
+            _fmt(row.bucket_accuracy, "{:.3f}"),
+            _fmt(row.kendall_tau, "{:.3f}"),
+        )
+    return table
+
+
+def mope_other_table(metrics: pd.DataFrame) -> Table:
+    """MAE of the latency and step targets: MoPE vs single model vs constant, per split."""
+    rows = metrics[metrics["target"] != "output_tokens"]
+    pivot = rows.pivot_table(index=["target", "split"], columns="predictor", values="mae", sort=False)
+    table = Table(title="other targets: held-out MAE")
+    for column in ("target", "split", "mope", "single", "constant"):
+        table.add_column(column, justify="left" if column in ("target", "split") else "right")
+    for (target, split), row in pivot.iterrows():
+        table.add_row(str(target), str(split), *(_fmt(row.get(c, math.nan), "{:.4g}") for c in ("mope", "single", "constant")))
+    return table
+
+
+def _fmt(value: object, pattern: str) -> str:
+    if isinstance(value, numbers.Real) and not math.isnan(float(value)):
+        return pattern.format(float(value))
+    return "—"

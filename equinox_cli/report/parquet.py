@@ -15,9 +15,6 @@ Every Parquet file carries run.json in its schema metadata under the key "equino
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -25,12 +22,13 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from equinox_cli.core.errors import UserInputError
+from equinox_cli.core.files import atomic_folder
 
 
-def _write(frame: pd.DataFrame, path: Path, meta: bytes) -> None:
+def write_parquet(frame: pd.DataFrame, path: Path, meta: bytes, key: bytes = b"equinox.run") -> None:
+    """One Parquet file with `meta` (JSON bytes) in its schema metadata under `key`."""
     table = pa.Table.from_pandas(frame, preserve_index=False)
-    merged = {**(table.schema.metadata or {}), b"equinox.run": meta}
+    merged = {**(table.schema.metadata or {}), key: meta}
     pq.write_table(table.replace_schema_metadata(merged), path)
 
 
@@ -41,23 +39,13 @@ def write_report(
     per_policy: Mapping[str, Mapping[str, pd.DataFrame]],
 ) -> Path:
     """Write every table; the folder appears complete or not at all."""
-    if out_dir.exists() and any(out_dir.iterdir()):
-        raise UserInputError(f"{out_dir}: --out folder exists and is not empty")
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
     meta = json.dumps(run, default=str, sort_keys=True).encode()
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
-    try:
+    with atomic_folder(out_dir) as tmp:
         (tmp / "run.json").write_text(json.dumps(run, default=str, indent=2, sort_keys=True) + "\n")
-        _write(summary, tmp / "summary.parquet", meta)
+        write_parquet(summary, tmp / "summary.parquet", meta)
         for policy, tables in per_policy.items():
             folder = tmp / policy
             folder.mkdir()
             for name, frame in tables.items():
-                _write(frame, folder / f"{name}.parquet", meta)
-        if out_dir.exists():
-            out_dir.rmdir()
-        os.replace(tmp, out_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+                write_parquet(frame, folder / f"{name}.parquet", meta)
     return out_dir

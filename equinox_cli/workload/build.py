@@ -11,6 +11,7 @@ import pandas as pd
 
 from equinox_cli.core.errors import UserInputError, unknown_name
 from equinox_cli.core.types import Workload
+from equinox_cli.workload.readers.arena import read_arena
 from equinox_cli.workload.readers.canonical import read_canonical
 from equinox_cli.workload.readers.lmsys import read_lmsys
 from equinox_cli.workload.readers.raw import RawTrace
@@ -27,7 +28,7 @@ from equinox_cli.workload.suites import SUITES
 from equinox_cli.workload.tenants import TenantRule, assign_clients, parse_tenant_rule
 from equinox_cli.workload.tokens import load_token_counter
 
-FORMATS = ("canonical", "sharegpt", "lmsys", "burstgpt", "azure", "mooncake", "servegen")
+FORMATS = ("canonical", "sharegpt", "lmsys", "arena", "burstgpt", "azure", "mooncake", "servegen")
 DEFAULT_WORKLOAD = "default"
 
 
@@ -65,6 +66,8 @@ def detect_format(path: Path) -> str:
     stripped = head.lstrip()
     if stripped.startswith("["):
         return "sharegpt" if '"conversations"' in head else "lmsys"
+    if '"output_tokens_llama2"' in head or ('"qid"' in head and '"model"' in head):
+        return "arena"
     if '"input_length"' in head and '"output_length"' in head:
         return "mooncake"
     if '"conversation"' in head:
@@ -83,6 +86,8 @@ def _read(path: Path, fmt: str, spec: WorkloadSpec) -> RawTrace:
         return raw
     if fmt == "servegen":
         return read_servegen(path, spec.seed, spec.start_s, spec.duration_s or 600.0)
+    if fmt == "arena":
+        return read_arena(path)
     readers = {"azure": read_azure, "burstgpt": read_burstgpt, "mooncake": read_mooncake}
     return readers[fmt](path)
 

@@ -96,6 +96,12 @@ REQUEST_COLUMNS = (
     "first_token_s",
     "finish_s",
     "preemptions",
+    "running_at_arrival",  # engine state when the request arrived (known before it runs)
+    "waiting_at_arrival",
+    "kv_used_frac_at_arrival",
+    "running_at_admit",  # engine state when it was first admitted (NaN if never)
+    "waiting_at_admit",
+    "kv_used_frac_at_admit",
 )
 STEP_COLUMNS = (
     "step",
@@ -129,6 +135,9 @@ class _Seq:
     admitted_s: float | None = None
     first_token_s: float | None = None
     preemptions: int = 0
+    promised_blocks: int = 0  # adaptive batching: predicted final KV blocks budgeted at admission
+    at_arrival: tuple[float, float, float] = (math.nan, math.nan, math.nan)
+    at_admit: tuple[float, float, float] = (math.nan, math.nan, math.nan)
 
 
 @dataclass(slots=True)
@@ -177,6 +186,7 @@ class _Run:
         self.block = profile.block_size
         self.total_blocks = profile.kv_capacity_tokens // profile.block_size
         self.free = self.total_blocks
+        self.promised = 0  # Σ promised_blocks of running seqs (adaptive batching gate)
         self.vtc_mode = profile.admission == "vtc"
         self.now = 0.0
         self.step = 0
@@ -218,10 +228,17 @@ class _Run:
             if not self._fits_ever(request):
                 self._leave(_Seq(item, request, request.prompt_tokens), "aborted", request.arrival_s)
                 continue
+            state = self._state()  # before it joins the queue
             if not self.policy.on_arrival(request, request.arrival_s):
                 self._leave(_Seq(item, request, request.prompt_tokens), "rejected", request.arrival_s)
                 continue
-            self.seqs[request.request_id] = _Seq(item, request, request.prompt_tokens)
+            seq = _Seq(item, request, request.prompt_tokens, at_arrival=state)
+            self.seqs[request.request_id] = seq
+
+    def _state(self) -> tuple[float, float, float]:
+        """(running, waiting, KV used fraction) now: the batch and KV state a predictor may use."""
+        used = (self.total_blocks - self.free) / self.total_blocks
+        return (float(len(self.running)), float(len(self.policy)), used)
 
     def _fits_ever(self, request: Request) -> bool:
         """vLLM rejects a request longer than the model/KV can hold; so does the simulator."""
@@ -284,6 +301,8 @@ class _Run:
             self._stop_decoding(seq, kv=seq.target + step - seq.base_step, step=step)
         seq.target = seq.request.prompt_tokens + seq.generated
         seq.prefilled = seq.blocks = seq.reserved_blocks = 0
+        self.promised -= seq.promised_blocks
+        seq.promised_blocks = 0
         seq.epoch += 1
         seq.preemptions += 1
         self.policy.requeue(seq.request, self.now)
@@ -333,15 +352,30 @@ class _Run:
             if request is None:
                 break
             seq = self.seqs[request.request_id]
+            state = self._state()
+            promise = self._promise(seq, policy.kv_need_tokens(request))
+            if promise and self.running and self.promised + promise > self.total_blocks:
+                policy.requeue(request, self.now)
+                break
             chunk = self._admission_chunk(seq, budget, bool(chunks))
             if chunk == 0:
                 policy.requeue(request, self.now)
                 break
+            seq.promised_blocks = promise
+            self.promised += promise
             self.running[request.request_id] = seq
             if seq.admitted_s is None:
                 seq.admitted_s = self.now
+                seq.at_admit = (state[0], state[1] + 1, state[2])  # +1: itself, picked off the queue
             chunks.append((seq, chunk))
             budget -= chunk
+
+    def _promise(self, seq: _Seq, need_tokens: float | None) -> int:
+        """KV blocks the policy's predicted output asks to budget (0: no adaptive batching)."""
+        if need_tokens is None or self.vtc_mode:
+            return 0
+        remaining = max(1, math.ceil(need_tokens) - seq.generated)
+        return -(-(seq.target + remaining) // self.block)
 
     def _admission_chunk(self, seq: _Seq, budget: int, others: bool) -> int:
         """Tokens of `seq` to prefill this step if it can be admitted now, else 0."""
@@ -431,6 +465,8 @@ class _Run:
 
     def _release(self, seq: _Seq, blocks: int) -> None:
         self.free += blocks
+        self.promised -= seq.promised_blocks
+        seq.promised_blocks = 0
         self.running.pop(seq.request.request_id, None)
 
     def _leave(self, seq: _Seq, status: CompletionStatus, now_s: float) -> None:
@@ -469,6 +505,8 @@ class _Run:
             seq.first_token_s,
             now_s,
             seq.preemptions,
+            *seq.at_arrival,
+            *seq.at_admit,
         )
         for key, value in zip(REQUEST_COLUMNS, values, strict=True):
             cols[key].append(value)
