@@ -45,7 +45,12 @@ DurationOpt = Annotated[
     typer.Option("--duration", help="Keep arrivals before this many seconds (suites: their length)."),
 ]
 LimitOpt = Annotated[int | None, typer.Option("--limit", help="Keep the first N requests.")]
-StartOpt = Annotated[float, typer.Option("--start", help="ServeGen: start of the time window (s).")]
+StartOpt = Annotated[
+    float,
+    typer.Option(
+        "--start",
+        help="Start of the time window (s): ServeGen's window; other traces drop earlier arrivals.",
+    ),]
 TokenizerOpt = Annotated[
     Path | None,
     typer.Option("--tokenizer", help="tokenizer.json for exact token counts of text traces."),

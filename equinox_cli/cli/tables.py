@@ -117,9 +117,3 @@ def mope_other_table(metrics: pd.DataFrame) -> Table:
     for (target, split), row in pivot.iterrows():
         table.add_row(str(target), str(split), *(_fmt(row.get(c, math.nan), "{:.4g}") for c in ("mope", "single", "constant")))
     return table
-
-
-def _fmt(value: object, pattern: str) -> str:
-    if isinstance(value, numbers.Real) and not math.isnan(float(value)):
-        return pattern.format(float(value))
-    return "—"

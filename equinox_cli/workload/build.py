@@ -44,7 +44,7 @@ class WorkloadSpec:
     time_scale: float = 1.0  # >1 compresses the trace's time axis (more load)
     duration_s: float | None = None
     limit: int | None = None
-    start_s: float = 0.0  # ServeGen: window start
+    start_s: float = 0.0  # ServeGen: window start; other traces: drop earlier arrivals, shift to 0
     tokenizer: Path | None = None
 
 
@@ -103,6 +103,9 @@ def _complete(raw: RawTrace, spec: WorkloadSpec, path: str) -> pd.DataFrame:
         frame["arrival_s"] = np.cumsum(gaps) - gaps[0]
     frame = frame.sort_values("arrival_s", kind="stable").reset_index(drop=True)
     frame["arrival_s"] = frame["arrival_s"] / spec.time_scale
+    if spec.start_s > 0 and raw.format != "servegen":
+        frame = frame[frame["arrival_s"] >= spec.start_s].reset_index(drop=True)
+        frame["arrival_s"] = frame["arrival_s"] - spec.start_s
     if spec.duration_s is not None and raw.format != "servegen":
         frame = frame[frame["arrival_s"] < spec.duration_s]
     if spec.limit is not None:
