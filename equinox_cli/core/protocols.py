@@ -51,6 +51,10 @@ class Policy(Protocol):
 class OutputPredictor(Protocol):
     """Predicts a request's output tokens before it runs; learns from finished requests."""
 
+    def prepare(self, request: Request) -> None:
+        """Called when the request arrives: compute request-only features off the scheduling path."""
+        ...
+
     def predict_output_tokens(self, request: Request) -> float: ...
 
     def observe(self, request: Request, output_tokens: int) -> None: ...

@@ -82,6 +82,7 @@ class EquinoxPolicy(CounterPolicy):
     def on_arrival(self, request: Request, now_s: float) -> bool:
         self._ufc.setdefault(request.client_id, 0.0)
         self._rfc.setdefault(request.client_id, 0.0)
+        self._predictor.prepare(request)  # text features at arrival, not in the admission path
         return super().on_arrival(request, now_s)
 
     def _raise_counter(self, client: str, floor: float) -> None:

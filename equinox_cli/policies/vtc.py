@@ -57,6 +57,10 @@ class VTCPredPolicy(VTCPolicy):
         self._predictor = predictor
         self._predicted: dict[str, float] = {}
 
+    def on_arrival(self, request: Request, now_s: float) -> bool:
+        self._predictor.prepare(request)
+        return super().on_arrival(request, now_s)
+
     def _admission_cost(self, request: Request, now_s: float) -> float:
         predicted = self._predictor.predict_output_tokens(request)
         self._predicted[request.request_id] = predicted

@@ -24,6 +24,9 @@ class MovingAveragePredictor:
         self._sum = 0
         self._count = 0
 
+    def prepare(self, request: Request) -> None:
+        return None
+
     def predict_output_tokens(self, request: Request) -> float:
         history = self._history.get(request.client_id)
         if history:
@@ -46,6 +49,9 @@ class OraclePredictor:
 
     def __init__(self, truth: Mapping[str, int]) -> None:
         self._truth = truth
+
+    def prepare(self, request: Request) -> None:
+        return None
 
     def predict_output_tokens(self, request: Request) -> float:
         return float(self._truth[request.request_id])

@@ -24,20 +24,26 @@ PRIOR_OUTPUT_TOKENS = 128.0  # what anyone would guess before a single request h
 HISTORY_EMA = 0.3
 HISTORY_WINDOW = 5  # VTC's moving average window
 
-KEYWORDS: dict[str, re.Pattern[str]] = {
-    "kw_code": re.compile(r"\b(code|function|script|program|implement|python|javascript|sql|class|bug)\b"),
-    "kw_long": re.compile(r"\b(write|essay|story|article|detailed|comprehensive|step[- ]by[- ]step|blog|report)\b"),
-    "kw_explain": re.compile(r"\b(explain|describe|why|how|compare|difference|analy[sz]e)\b"),
-    "kw_list": re.compile(r"\b(list|steps|outline|ideas|examples|plan|table)\b"),
-    "kw_short": re.compile(r"\b(one word|yes or no|true or false|brief|briefly|short|concise|only|just|single)\b"),
-    "kw_math": re.compile(r"\b(calculate|solve|equation|prove|probability|integral|compute)\b|[=+^]"),
-    "kw_rewrite": re.compile(r"\b(translate|summari[sz]e|rewrite|paraphrase|correct|fix)\b"),
+KEYWORDS: dict[str, tuple[str, ...]] = {
+    "kw_code": ("code", "function", "script", "program", "implement", "python", "javascript", "sql", "class", "bug"),
+    "kw_long": ("write", "essay", "story", "article", "detailed", "comprehensive", "blog", "report", "step by step"),
+    "kw_explain": ("explain", "describe", "why", "how", "compare", "difference", "analyze", "analyse"),
+    "kw_list": ("list", "steps", "outline", "ideas", "examples", "plan", "table"),
+    "kw_short": ("brief", "briefly", "short", "concise", "only", "just", "single", "one word", "yes or no", "true or false"),
+    "kw_math": ("calculate", "solve", "equation", "prove", "probability", "integral", "compute", "=", "+", "^"),
+    "kw_rewrite": ("translate", "summarize", "summarise", "rewrite", "paraphrase", "correct", "fix"),
 }
+# Single words are counted from one tokenisation pass; phrases and symbols by substring counts.
+_WORD_GROUP = {w: g for g, words in KEYWORDS.items() for w in words if w.isalpha()}
+_OTHER = tuple((g, w) for g, words in KEYWORDS.items() for w in words if not w.isalpha())
+_WORDS = re.compile(r"[a-z]+")
+TEXT_SCAN_CHARS = 1000  # keywords are searched in the first 1,000 characters (the instruction)
+
 TEXT_FEATURES = (
     "has_text",
     "text_chars_log",
     "text_lines_log",
-    "text_words_log",
+    "text_words_log",  # log(1 + spaces + 1): a word count without splitting the text
     "text_questions",
     "text_code_marks",
     *KEYWORDS,
@@ -60,15 +66,22 @@ def text_features(prompt: str | None) -> tuple[float, ...]:
     """TEXT_FEATURES of one prompt (NaN for every feature but has_text when there is no text)."""
     if not prompt:
         return (0.0, *([math.nan] * (len(TEXT_FEATURES) - 1)))
-    lower = prompt.lower()
+    head = prompt[:TEXT_SCAN_CHARS].lower()
+    counts = dict.fromkeys(KEYWORDS, 0)
+    for word in _WORDS.findall(head):
+        group = _WORD_GROUP.get(word)
+        if group is not None:
+            counts[group] += 1
+    for group, phrase in _OTHER:
+        counts[group] += head.count(phrase)
     return (
         1.0,
         math.log1p(len(prompt)),
         math.log1p(prompt.count("\n")),
-        math.log1p(len(lower.split())),
+        math.log1p(prompt.count(" ") + 1),
         float(min(prompt.count("?"), 10)),
         float(prompt.count("```") + prompt.count("def ") + prompt.count("{")),
-        *(float(len(pattern.findall(lower[:4000]))) for pattern in KEYWORDS.values()),
+        *(float(v) for v in counts.values()),
     )
 
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from equinox_cli.predict.features import LATENCY_FEATURES, OUTPUT_FEATURES, STEP_FEATURES
-from equinox_cli.predict.trees import TreeEnsemble, TreeParams, fit_trees
+from equinox_cli.predict.trees import TreeEnsemble, TreeParams, fit_trees, fuse
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,15 +85,22 @@ class TargetModel:
     router: Router | None = None
     experts: tuple[TreeEnsemble | None, ...] = ()  # None: too few rows in that regime, no correction
 
+    def __post_init__(self) -> None:
+        # pooled ⊕ expert_k fused once, so each row walks one ensemble (same sums, less overhead)
+        fused = tuple(self.base if e is None else fuse(self.base, e) for e in self.experts)
+        object.__setattr__(self, "_fused", fused)
+
     def predict(self, x: np.ndarray, route_values: np.ndarray) -> np.ndarray:
-        raw = self.base.predict(x)
-        if self.router is not None:
-            slot = self.router.route(route_values)
-            for k in np.unique(slot):
-                expert = self.experts[int(k)]
-                if expert is not None:
-                    rows = slot == k
-                    raw[rows] += expert.predict(x[rows])
+        if self.router is None:
+            return self._inverse(self.base.predict(x))
+        fused: tuple[TreeEnsemble, ...] = self._fused  # type: ignore[attr-defined]
+        slot = self.router.route(route_values)
+        if x.shape[0] == 1:
+            return self._inverse(fused[int(slot[0])].predict(x))
+        raw = np.empty(x.shape[0])
+        for k in np.unique(slot):
+            rows = slot == k
+            raw[rows] = fused[int(k)].predict(x[rows])
         return self._inverse(raw)
 
     def _inverse(self, raw: np.ndarray) -> np.ndarray:

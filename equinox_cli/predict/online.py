@@ -31,12 +31,17 @@ class ArtifactPredictor:
         self._text: dict[str, tuple[float, ...]] = {}
         self._route_index = list(self._model.spec.features).index(self._model.router.column) if self._model.router else 0
 
+    def prepare(self, request: Request) -> None:
+        if request.request_id not in self._text:
+            if len(self._text) > 100_000:  # requests that never finished (aborted) must not pile up
+                self._text.clear()
+            self._text[request.request_id] = text_features(request.prompt)
+
     def _row(self, request: Request) -> list[float]:
         text = self._text.get(request.request_id)
         if text is None:
-            if len(self._text) > 100_000:  # requests that never finished (aborted) must not pile up
-                self._text.clear()
-            text = self._text[request.request_id] = text_features(request.prompt)
+            self.prepare(request)
+            text = self._text[request.request_id]
         return [float(np.log1p(request.prompt_tokens)), *text, *self._history.features(request.client_id)]
 
     def predict_batch(self, requests: Sequence[Request]) -> np.ndarray:
@@ -55,6 +60,9 @@ class NoPredictor:
     """The 'none' row of the ablation: nothing is known in advance (predicts 0 output tokens)."""
 
     name = "none"
+
+    def prepare(self, request: Request) -> None:
+        return None
 
     def predict_output_tokens(self, request: Request) -> float:
         return 0.0

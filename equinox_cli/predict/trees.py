@@ -68,6 +68,23 @@ class TreeEnsemble:
         return {name: getattr(self, name) for name in ARRAY_NAMES}
 
 
+def fuse(first: TreeEnsemble, second: TreeEnsemble) -> TreeEnsemble:
+    """One ensemble whose prediction is first + second (one pass over both sets of trees)."""
+    width = max(first.feature.shape[1], second.feature.shape[1])
+
+    def pad(e: TreeEnsemble, name: str) -> np.ndarray:
+        array = getattr(e, name)
+        extra = width - array.shape[1]
+        if name in ("left", "right"):  # padding nodes loop on themselves
+            filler = np.tile(np.arange(array.shape[1], width, dtype=array.dtype), (array.shape[0], 1))
+        else:
+            filler = np.zeros((array.shape[0], extra), array.dtype)
+        return np.concatenate([array, filler], axis=1)
+
+    arrays = {name: np.concatenate([pad(first, name), pad(second, name)]) for name in ARRAY_NAMES}
+    return from_arrays(arrays, first.baseline + second.baseline, max(first.depth, second.depth))
+
+
 def from_arrays(arrays: dict[str, np.ndarray], baseline: float, depth: int) -> TreeEnsemble:
     return TreeEnsemble(
         feature=arrays["feature"].astype(np.int32),
@@ -107,6 +124,8 @@ def fit_trees(x: np.ndarray, y: np.ndarray, params: TreeParams, seed: int) -> Tr
         early_stopping=False,
         random_state=seed,
     )
+    x = np.array(x, dtype=np.float64)
+    x[:, ~np.isfinite(x).any(axis=0)] = 0.0  # an all-NaN column (no text at all) cannot be binned
     model.fit(x, y)
     return _export(model)
 
