@@ -87,7 +87,7 @@ def _read(path: Path, fmt: str, spec: WorkloadSpec) -> RawTrace:
     if fmt == "servegen":
         return read_servegen(path, spec.seed, spec.start_s, spec.duration_s or 600.0)
     if fmt == "arena":
-        return read_arena(path)
+        return read_arena(path, spec.seed)
     readers = {"azure": read_azure, "burstgpt": read_burstgpt, "mooncake": read_mooncake}
     return readers[fmt](path)
 

@@ -140,3 +140,41 @@ def test_importing_the_package_stays_light() -> None:
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert proc.stdout.strip() == "[]"
+
+
+ARENA = Path(__file__).resolve().parents[2].parent / "shared" / "traces" / "arena_hard_auto" / "arena_hard_flat.jsonl"
+
+
+def test_collect_train_and_replay_with_the_artifact(tmp_path: Path) -> None:
+    collected, model, report = tmp_path / "collected", tmp_path / "model", tmp_path / "report"
+    proc = _equinox("collect", str(ARENA), "--limit", "1200", "--rate", "3", "--out", str(collected), "--json")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["requests"] == 1200
+    proc = _equinox("train-mope", str(collected), "--out", str(model), "--min-rows", "50", "--min-expert-rows", "50")
+    assert proc.returncode == 0, proc.stderr
+    assert "output tokens: held-out accuracy" in proc.stdout and "single-model MAE / MoPE MAE" in proc.stdout
+    assert (model / "manifest.json").exists() and (model / "weights.npz").exists()
+    proc = _equinox(
+        "replay", str(ARENA), "--limit", "600", "--rate", "3", "--predictor", f"single:{model}",
+        "--baseline", "vtc-pred", "--out", str(report), "--json",
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads((report / "run.json").read_text())["predictor"] == f"single:{model}"
+
+
+def test_train_mope_bad_input_is_one_line_exit_2(tmp_path: Path) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    proc = _equinox("train-mope", str(empty), "--out", str(tmp_path / "m"))
+    assert proc.returncode == 2 and "not a collected folder" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and not (tmp_path / "m").exists()
+
+
+def test_replay_refuses_a_tampered_or_missing_predictor(tmp_path: Path) -> None:
+    proc = _equinox("replay", "--duration", "10", "--predictor", str(tmp_path / "nope"))
+    assert proc.returncode == 2 and "valid: moving-average, oracle, none" in proc.stderr
+    fake = tmp_path / "fake"
+    fake.mkdir()
+    (fake / "manifest.json").write_text('{"schema": "equinox.mope/0"}')
+    proc = _equinox("replay", "--duration", "10", "--predictor", str(fake))
+    assert proc.returncode == 2 and "schema 'equinox.mope/0'" in proc.stderr

@@ -135,3 +135,77 @@ def test_request_larger_than_kv_is_aborted_not_hung() -> None:
     profile = replace(get_profile("a100-llama2-7b"), kv_capacity_tokens=1000)
     requests, _ = _run(workload, "vtc", profile)
     assert requests.set_index("client_id")["status"].to_dict() == {"a": "finished", "b": "aborted"}
+
+
+class _Constant:
+    """A deliberately wrong predictor (for misprediction tests)."""
+
+    name = "constant"
+
+    def __init__(self, tokens: float) -> None:
+        self.tokens = tokens
+
+    def prepare(self, request) -> None:  # type: ignore[no-untyped-def]
+        return None
+
+    def predict_output_tokens(self, request) -> float:  # type: ignore[no-untyped-def]
+        return self.tokens
+
+    def observe(self, request, output_tokens: int) -> None:  # type: ignore[no-untyped-def]
+        return None
+
+
+def _burst(n: int = 60, prompt: int = 100, output: int = 800):
+    return make_workload([(f"c{i % 2}", 0.0, prompt, output) for i in range(n)])
+
+
+def _equinox_run(workload, predictor, **params: str):
+    tight = replace(get_profile("a100-llama2-7b"), kv_capacity_tokens=8000, max_num_seqs=64)
+    policy = make_policy("equinox", params, predictor)
+    result = SimEngine(tight).run(workload, policy)
+    return policy, pd.DataFrame(result.requests), pd.DataFrame(result.steps)
+
+
+def test_adaptive_batching_with_true_lengths_avoids_preemption() -> None:
+    from equinox_cli.predict.baselines import OraclePredictor
+
+    workload = _burst()
+    oracle = OraclePredictor({it.request.request_id: it.output_tokens for it in workload.items})
+    _, requests, steps = _equinox_run(workload, oracle)
+    _, plain_requests, plain_steps = _equinox_run(workload, oracle, adaptive_batching="false")
+    assert steps["preempted"].sum() == 0
+    assert plain_steps["preempted"].sum() > 0  # vLLM's prompt-only admission over-admits
+    assert (requests["status"] == "finished").all() and (plain_requests["status"] == "finished").all()
+
+
+def test_under_prediction_recovers_by_preemption_without_losing_requests() -> None:
+    workload = _burst()
+    _, requests, steps = _equinox_run(workload, _Constant(1.0))
+    assert steps["preempted"].sum() > 0
+    assert (requests["status"] == "finished").all()
+    truth = {it.request.request_id: it.output_tokens for it in workload.items}
+    assert (requests["output_tokens"] == requests["request_id"].map(truth)).all()
+
+
+def test_user_counter_has_no_drift_under_misprediction_and_preemption() -> None:
+    """One client, no wait credit: total UFC must equal Σ (w_p·prompt + w_q·output) exactly."""
+    workload = make_workload([("a", 0.0, 100 + i, 300 + 17 * i) for i in range(40)])
+    for predictor in (_Constant(5.0), _Constant(5000.0)):
+        policy, requests, steps = _equinox_run(workload, predictor, gamma="0", alpha="1")
+        assert steps["preempted"].sum() > 0 or predictor.tokens > 1000
+        truth = float((requests["prompt_tokens"] + 2 * requests["output_tokens"]).sum())
+        assert policy.user_counters()["a"] == pytest.approx(truth, rel=1e-12)  # type: ignore[attr-defined]
+
+
+def test_chunked_prefill_never_stalls_running_decodes() -> None:
+    """A 7,000-token prompt arrives while 20 requests decode: each of its prefill chunks shares the
+    step with every running decode (stall-free), within the step's token budget."""
+    rows = [("a", 0.0, 50, 400) for _ in range(20)] + [("b", 1.0, 7000, 10)]
+    profile = replace(get_profile("a100-llama2-7b"), max_num_batched_tokens=2048)
+    requests, steps = _run(make_workload(rows), "equinox", profile)
+    long_start = float(requests.loc[requests["client_id"] == "b", "admitted_s"].iloc[0])
+    long_first = float(requests.loc[requests["client_id"] == "b", "first_token_s"].iloc[0])
+    during = steps[(steps["start_s"] >= long_start) & (steps["start_s"] < long_first)]
+    assert len(during) >= 4  # 7,000 tokens in chunks of at most 2,048 - 20
+    assert (during["decode_seqs"] == 20).all()
+    assert (during["prefill_tokens"] + during["decode_seqs"] <= 2048).all()

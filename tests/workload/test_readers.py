@@ -190,3 +190,34 @@ def test_canonical_frame_is_sorted_and_typed() -> None:
     arrivals = [it.request.arrival_s for it in workload.items]
     assert arrivals == sorted(arrivals)
     assert pd.Series([it.request.prompt_tokens for it in workload.items]).isin([64, 256]).all()
+
+
+def test_arena_answers_keep_text_and_model_as_tenant(shared_traces) -> None:  # type: ignore[no-untyped-def]
+    from equinox_cli.workload.build import WorkloadSpec, build_workload, detect_format
+
+    path = shared_traces / "arena_hard_auto" / "arena_hard_flat.jsonl"
+    assert detect_format(path) == "arena"
+    workload, warnings = build_workload(WorkloadSpec(source=str(path), limit=500, rate_rps=4.0))
+    assert warnings == [] and len(workload) == 500
+    assert all(it.request.prompt for it in workload.items)
+    assert len(workload.clients) > 10  # answers of many models interleave (seeded shuffle)
+    again, _ = build_workload(WorkloadSpec(source=str(path), limit=500, rate_rps=4.0))
+    assert [it.request.request_id for it in again.items] == [it.request.request_id for it in workload.items]
+    assert [it.request.client_id for it in again.items] == [it.request.client_id for it in workload.items]
+    later, _ = build_workload(WorkloadSpec(source=str(path), start_s=100.0, limit=10, rate_rps=4.0))
+    assert later.items[0].request.arrival_s < 1.0  # --start drops earlier arrivals and shifts to 0
+
+
+def test_arena_bad_record_names_row_and_field(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import pytest
+
+    from equinox_cli.core.errors import UserInputError
+    from equinox_cli.workload.build import WorkloadSpec, build_workload
+
+    path = tmp_path / "a.jsonl"
+    path.write_text(
+        '{"qid": "1", "model": "m", "prompt": "hi", "prompt_tokens_llama2": 2, "output_tokens_llama2": 5}\n'
+        '{"qid": "2", "model": "m", "prompt": "yo", "prompt_tokens_llama2": 2, "output_tokens_llama2": "x"}\n'
+    )
+    with pytest.raises(UserInputError, match="row 2: field 'output_tokens_llama2'"):
+        build_workload(WorkloadSpec(source=str(path)))

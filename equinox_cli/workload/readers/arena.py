@@ -3,13 +3,17 @@
 One record per (prompt, model answer) with `prompt`, `model`, `set`, `category` and Llama-2 token counts
 `prompt_tokens_llama2` / `output_tokens_llama2`. The answering model is kept as a column (`--tenants
 column:model`, the default for this format, since output length belongs to the model as much as to
-the prompt). No arrival times: Poisson arrivals at `--rate` are drawn in file order.
+the prompt). No arrival times: Poisson arrivals at `--rate` are drawn in the order of a seeded
+shuffle within each benchmark set (the file groups answers by model, which would make tenants take
+turns instead of sharing the engine); the sets keep their file order (v1, then the harder v0.1 and
+v2.0), so the later part of the trace is a real distribution shift.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from equinox_cli.core.errors import UserInputError
@@ -19,7 +23,7 @@ PROMPT_FIELD = "prompt_tokens_llama2"
 OUTPUT_FIELD = "output_tokens_llama2"
 
 
-def read_arena(path: Path) -> RawTrace:
+def read_arena(path: Path, seed: int) -> RawTrace:
     rows: list[dict[str, object]] = []
     for row, record in iter_jsonl(path):
         prompt = record.get("prompt")
@@ -41,5 +45,9 @@ def read_arena(path: Path) -> RawTrace:
     if not rows:
         raise UserInputError(f"{path}: empty trace (no answers)")
     frame = pd.DataFrame(rows)
+    rng = np.random.default_rng(seed)
+    set_rank = {name: i for i, name in enumerate(dict.fromkeys(frame["set"]))}
+    order = np.lexsort((rng.random(len(frame)), frame["set"].map(set_rank).to_numpy()))
+    frame = frame.iloc[order].reset_index(drop=True)
     frame["client_id"] = frame["model"]
     return RawTrace(frame=frame, format="arena")
