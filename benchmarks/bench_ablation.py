@@ -26,7 +26,14 @@ from equinox_cli.core.types import Request
 from equinox_cli.predict.train import TrainConfig
 from equinox_cli.workload.build import WorkloadSpec
 
-ARENA = Path(__file__).resolve().parents[1] / ".." / "shared" / "traces" / "arena_hard_auto" / "arena_hard_flat.jsonl"
+ARENA = (
+    Path(__file__).resolve().parents[1]
+    / ".."
+    / "shared"
+    / "traces"
+    / "arena_hard_auto"
+    / "arena_hard_flat.jsonl"
+)
 PREDICTORS = ("oracle", "mope", "single", "moving-average", "none")
 COLUMNS = (
     ("output_tokens_per_s", "tok/s", "{:.0f}"),
@@ -63,19 +70,30 @@ class Recording:
 def run(args: argparse.Namespace) -> None:
     tmp = Path(tempfile.mkdtemp(prefix="equinox-ablation-"))
     train_spec = WorkloadSpec(source=str(ARENA), rate_rps=args.rate, duration_s=args.split_s, seed=args.seed)
-    test_spec = WorkloadSpec(source=str(ARENA), rate_rps=args.rate, start_s=args.split_s, duration_s=args.test_s, seed=args.seed)
+    test_spec = WorkloadSpec(
+        source=str(ARENA), rate_rps=args.rate, start_s=args.split_s, duration_s=args.test_s, seed=args.seed
+    )
     t0 = time.perf_counter()
     api.collect(api.CollectConfig(workload=train_spec, profile=args.profile, out=tmp / "collected"))
-    trained = api.train_mope_artifact(api.TrainMopeConfig((tmp / "collected",), tmp / "mope", train=TrainConfig()))
-    print(f"collected + trained in {time.perf_counter() - t0:.1f} s; offline MAE ratio single/MoPE: {trained.mae_ratio}")
+    trained = api.train_mope_artifact(
+        api.TrainMopeConfig((tmp / "collected",), tmp / "mope", train=TrainConfig())
+    )
+    print(
+        f"collected + trained in {time.perf_counter() - t0:.1f} s; "
+        f"offline MAE ratio single/MoPE: {trained.mae_ratio}"
+    )
     rows: list[tuple[str, str, float, dict[str, object]]] = []
     for scheduler in ("equinox", "vtc-pred"):
         for predictor in PREDICTORS:
-            spec = {"mope": f"mope:{tmp / 'mope'}", "single": f"single:{tmp / 'mope'}"}.get(predictor, predictor)
+            spec = {"mope": f"mope:{tmp / 'mope'}", "single": f"single:{tmp / 'mope'}"}.get(
+                predictor, predictor
+            )
             recorder: list[Recording] = []
             original = api.make_predictor
 
-            def recording(spec_: str, workload: object, cache: dict, _orig=original, _rec=recorder) -> Recording:  # type: ignore[type-arg]
+            def recording(
+                spec_: str, workload: object, cache: dict, _orig=original, _rec=recorder
+            ) -> Recording:  # type: ignore[type-arg]
                 wrapped = Recording(_orig(spec_, workload, cache))  # type: ignore[arg-type]
                 _rec.append(wrapped)
                 return wrapped
@@ -83,18 +101,33 @@ def run(args: argparse.Namespace) -> None:
             api.make_predictor = recording  # type: ignore[assignment]
             try:
                 outcome = api.replay(
-                    api.ReplayConfig(workload=test_spec, profile=args.profile, policy=scheduler, predictor=spec, out=tmp / f"{scheduler}-{predictor}")
+                    api.ReplayConfig(
+                        workload=test_spec,
+                        profile=args.profile,
+                        policy=scheduler,
+                        predictor=spec,
+                        out=tmp / f"{scheduler}-{predictor}",
+                    )
                 )
             finally:
                 api.make_predictor = original  # type: ignore[assignment]
             mae = float(np.mean(recorder[0].errors)) if recorder and recorder[0].errors else float("nan")
             rows.append((scheduler, predictor, mae, outcome.summary.iloc[0].to_dict()))
-    outcome = api.replay(api.ReplayConfig(workload=test_spec, profile=args.profile, policy="vtc", baselines=("fcfs",), out=tmp / "plain"))
+    outcome = api.replay(
+        api.ReplayConfig(
+            workload=test_spec, profile=args.profile, policy="vtc", baselines=("fcfs",), out=tmp / "plain"
+        )
+    )
     for record in outcome.summary.to_dict("records"):
         rows.append((str(record["policy"]), "—", float("nan"), record))
-    print(f"workload: arena-hard, rate {args.rate} req/s, trained on [0, {args.split_s}) s, replayed from {args.split_s} s "
-          f"({len(outcome.workload)} requests), profile {args.profile}")
-    header = f"{'scheduler':<10} {'predictor':<15} {'MAE':>7} " + " ".join(f"{label:>9}" for _, label, _ in COLUMNS)
+    print(
+        f"workload: arena-hard, rate {args.rate} req/s, trained on [0, {args.split_s}) s, "
+        f"replayed from {args.split_s} s "
+        f"({len(outcome.workload)} requests), profile {args.profile}"
+    )
+    header = f"{'scheduler':<10} {'predictor':<15} {'MAE':>7} " + " ".join(
+        f"{label:>9}" for _, label, _ in COLUMNS
+    )
     print(header)
     for scheduler, predictor, mae, summary in rows:
         cells = " ".join(f"{fmt.format(float(summary[key])):>9}" for key, _, fmt in COLUMNS)  # type: ignore[arg-type]

@@ -25,7 +25,14 @@ from equinox_cli.predict.online import ArtifactPredictor
 from equinox_cli.predict.train import TrainConfig, train_mope
 from equinox_cli.workload.build import WorkloadSpec, build_workload
 
-ARENA = Path(__file__).resolve().parents[1] / ".." / "shared" / "traces" / "arena_hard_auto" / "arena_hard_flat.jsonl"
+ARENA = (
+    Path(__file__).resolve().parents[1]
+    / ".."
+    / "shared"
+    / "traces"
+    / "arena_hard_auto"
+    / "arena_hard_flat.jsonl"
+)
 
 
 def training_time(rows: int, tmp: Path) -> None:

@@ -34,7 +34,9 @@ def collect(
     policy: Annotated[
         str, typer.Option("--policy", help=f"Scheduling policy while collecting: {', '.join(POLICY_NAMES)}.")
     ] = "fcfs",
-    param: Annotated[list[str] | None, typer.Option("-P", "--param", help="Policy parameter key=value.")] = None,
+    param: Annotated[
+        list[str] | None, typer.Option("-P", "--param", help="Policy parameter key=value.")
+    ] = None,
     engine_param: Annotated[
         list[str] | None, typer.Option("-E", "--engine-param", help="Simulator override key=value.")
     ] = None,
@@ -54,7 +56,9 @@ def collect(
 ) -> None:
     """Run a workload once and record per-request and per-step training rows (Parquet) under traces/."""
     config = api.CollectConfig(
-        workload=o.workload_spec(workload, fmt, tenants, seed, rate, time_scale, duration, limit, start, tokenizer),
+        workload=o.workload_spec(
+            workload, fmt, tenants, seed, rate, time_scale, duration, limit, start, tokenizer
+        ),
         engine=engine,
         profile=profile,
         policy=policy,
@@ -67,7 +71,12 @@ def collect(
     warn(outcome.warnings)
     finished = int((outcome.requests["status"] == "finished").sum())
     if as_json:
-        document = {"out": str(outcome.out_dir), "requests": len(outcome.requests), "finished": finished, "steps": len(outcome.steps)}
+        document = {
+            "out": str(outcome.out_dir),
+            "requests": len(outcome.requests),
+            "finished": finished,
+            "steps": len(outcome.steps),
+        }
         out_console.print_json(json.dumps(document))
         return
     out_console.print(
@@ -103,7 +112,9 @@ def train_mope(
     metrics = outcome.result.metrics
     if as_json:
         rows = [{k: clean(v) for k, v in r.items()} for r in metrics.to_dict("records")]
-        out_console.print_json(json.dumps({"out": str(outcome.out_dir), "ratio": outcome.mae_ratio, "metrics": rows}))
+        out_console.print_json(
+            json.dumps({"out": str(outcome.out_dir), "ratio": outcome.mae_ratio, "metrics": rows})
+        )
         return
     out_console.print(mope_output_table(metrics))
     out_console.print(mope_other_table(metrics))
@@ -111,7 +122,8 @@ def train_mope(
     if fit is not None:
         out_console.print(
             f"step time fit: t = {fit.c0_s * 1e3:.3f} ms + {fit.c_prefill_s * 1e6:.3f} µs·prefill + "
-            f"{fit.c_decode_s * 1e6:.3f} µs·decode + {fit.c_kv_s * 1e9:.3f} ns·context  (R² {fit.r2:.4f}, {fit.rows} steps)"
+            f"{fit.c_decode_s * 1e6:.3f} µs·decode + {fit.c_kv_s * 1e9:.3f} ns·context  "
+            f"(R² {fit.r2:.4f}, {fit.rows} steps)"
         )
     ratios = ", ".join(f"{split} {value:.2f}×" for split, value in outcome.mae_ratio.items())
     out_console.print(f"output tokens, single-model MAE / MoPE MAE: {ratios}")

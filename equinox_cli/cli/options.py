@@ -50,7 +50,8 @@ StartOpt = Annotated[
     typer.Option(
         "--start",
         help="Start of the time window (s): ServeGen's window; other traces drop earlier arrivals.",
-    ),]
+    ),
+]
 TokenizerOpt = Annotated[
     Path | None,
     typer.Option("--tokenizer", help="tokenizer.json for exact token counts of text traces."),

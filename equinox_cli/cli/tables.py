@@ -115,5 +115,9 @@ def mope_other_table(metrics: pd.DataFrame) -> Table:
     for column in ("target", "split", "mope", "single", "constant"):
         table.add_column(column, justify="left" if column in ("target", "split") else "right")
     for (target, split), row in pivot.iterrows():
-        table.add_row(str(target), str(split), *(_fmt(row.get(c, math.nan), "{:.4g}") for c in ("mope", "single", "constant")))
+        table.add_row(
+            str(target),
+            str(split),
+            *(_fmt(row.get(c, math.nan), "{:.4g}") for c in ("mope", "single", "constant")),
+        )
     return table

@@ -87,7 +87,7 @@ def save_artifact(
             "experts": experts,
         }
     with atomic_folder(out_dir) as tmp:
-        np.savez(tmp / WEIGHTS, **arrays)
+        np.savez(tmp / WEIGHTS, **arrays)  # type: ignore[arg-type]
         document = {
             "schema": ARTIFACT_SCHEMA,
             **manifest,
@@ -119,7 +119,9 @@ def _read_manifest(path: Path) -> dict[str, Any]:
     return manifest
 
 
-def _ensemble(arrays: Mapping[str, np.ndarray], key: str, meta: Mapping[str, Any], path: Path) -> TreeEnsemble:
+def _ensemble(
+    arrays: Mapping[str, np.ndarray], key: str, meta: Mapping[str, Any], path: Path
+) -> TreeEnsemble:
     try:
         parts = {name: arrays[f"{key}.{name}"] for name in ARRAY_NAMES}
     except KeyError as exc:
@@ -128,8 +130,11 @@ def _ensemble(arrays: Mapping[str, np.ndarray], key: str, meta: Mapping[str, Any
     if len(shapes) != 1 or len(next(iter(shapes))) != 2:
         raise _refuse(path, f"{key}: arrays of inconsistent shapes")
     ensemble = from_arrays(parts, float(meta["baseline"]), int(meta["depth"]))
-    t, width = ensemble.feature.shape
-    in_range = ensemble.left.min(initial=0) >= 0 and max(ensemble.left.max(initial=0), ensemble.right.max(initial=0)) < width
+    width = ensemble.feature.shape[1]
+    in_range = (
+        ensemble.left.min(initial=0) >= 0
+        and max(ensemble.left.max(initial=0), ensemble.right.max(initial=0)) < width
+    )
     if not in_range or ensemble.right.min(initial=0) < 0:
         raise _refuse(path, f"{key}: child indices out of range")
     return ensemble

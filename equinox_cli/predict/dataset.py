@@ -107,7 +107,9 @@ def _read_parquet(path: Path) -> pd.DataFrame:
         except (ValueError, AttributeError):
             version = None
         if version != COLLECT_SCHEMA:
-            raise UserInputError(f"{path}: collected with schema {version}, this version reads {COLLECT_SCHEMA}")
+            raise UserInputError(
+                f"{path}: collected with schema {version}, this version reads {COLLECT_SCHEMA}"
+            )
     return table.to_pandas()
 
 
@@ -124,7 +126,9 @@ def _check(frame: pd.DataFrame, path: Path, needs: Sequence[str]) -> None:
         bad = values.isna() & frame[column].notna() | ~np.isfinite(values.fillna(0.0))
         if bad.any():
             row = int(np.flatnonzero(bad.to_numpy())[0]) + 1
-            raise UserInputError(f"{path}: row {row}: field {column!r}: not a number: {frame[column].iloc[row - 1]!r}")
+            raise UserInputError(
+                f"{path}: row {row}: field {column!r}: not a number: {frame[column].iloc[row - 1]!r}"
+            )
 
 
 def _kind(frame: pd.DataFrame) -> str:

@@ -28,17 +28,17 @@ def split_masks(
     rng = np.random.default_rng(seed)
     test = np.zeros(n, bool)
     if split == "random":
-        test[rng.permutation(n)[: max(1, int(round(fraction * n)))]] = True
+        test[rng.permutation(n)[: max(1, round(fraction * n))]] = True
     elif split == "shift":
         ranks = np.argsort(order_s, kind="stable")
-        test[ranks[n - max(1, int(round(fraction * n))) :]] = True
+        test[ranks[n - max(1, round(fraction * n)) :]] = True
     elif split == "clients":
         if clients is None:
             return None
         unique = np.unique(clients)
         if unique.size < 2:
             return None
-        held = rng.permutation(unique)[: max(1, int(round(fraction * unique.size)))]
+        held = rng.permutation(unique)[: max(1, round(fraction * unique.size))]
         test = np.isin(clients, held)
     else:
         raise ValueError(split)
@@ -62,7 +62,9 @@ def error_metrics(target: str, truth: np.ndarray, pred: np.ndarray) -> dict[str,
     err = np.abs(pred - truth)
     positive = truth > 0
     mape = (
-        float(np.mean(err[positive] / truth[positive])) if target in MAPE_TARGETS and positive.any() else math.nan
+        float(np.mean(err[positive] / truth[positive]))
+        if target in MAPE_TARGETS and positive.any()
+        else math.nan
     )
     return {
         "rows": int(truth.size),
@@ -74,7 +76,9 @@ def error_metrics(target: str, truth: np.ndarray, pred: np.ndarray) -> dict[str,
     }
 
 
-def metrics_rows(split: str, target: str, truth: np.ndarray, preds: dict[str, np.ndarray]) -> list[dict[str, object]]:
+def metrics_rows(
+    split: str, target: str, truth: np.ndarray, preds: dict[str, np.ndarray]
+) -> list[dict[str, object]]:
     return [
         {"split": split, "target": target, "predictor": name, **error_metrics(target, truth, pred)}
         for name, pred in preds.items()

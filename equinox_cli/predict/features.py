@@ -25,12 +25,55 @@ HISTORY_EMA = 0.3
 HISTORY_WINDOW = 5  # VTC's moving average window
 
 KEYWORDS: dict[str, tuple[str, ...]] = {
-    "kw_code": ("code", "function", "script", "program", "implement", "python", "javascript", "sql", "class", "bug"),
-    "kw_long": ("write", "essay", "story", "article", "detailed", "comprehensive", "blog", "report", "step by step"),
+    "kw_code": (
+        "code",
+        "function",
+        "script",
+        "program",
+        "implement",
+        "python",
+        "javascript",
+        "sql",
+        "class",
+        "bug",
+    ),
+    "kw_long": (
+        "write",
+        "essay",
+        "story",
+        "article",
+        "detailed",
+        "comprehensive",
+        "blog",
+        "report",
+        "step by step",
+    ),
     "kw_explain": ("explain", "describe", "why", "how", "compare", "difference", "analyze", "analyse"),
     "kw_list": ("list", "steps", "outline", "ideas", "examples", "plan", "table"),
-    "kw_short": ("brief", "briefly", "short", "concise", "only", "just", "single", "one word", "yes or no", "true or false"),
-    "kw_math": ("calculate", "solve", "equation", "prove", "probability", "integral", "compute", "=", "+", "^"),
+    "kw_short": (
+        "brief",
+        "briefly",
+        "short",
+        "concise",
+        "only",
+        "just",
+        "single",
+        "one word",
+        "yes or no",
+        "true or false",
+    ),
+    "kw_math": (
+        "calculate",
+        "solve",
+        "equation",
+        "prove",
+        "probability",
+        "integral",
+        "compute",
+        "=",
+        "+",
+        "^",
+    ),
     "kw_rewrite": ("translate", "summarize", "summarise", "rewrite", "paraphrase", "correct", "fix"),
 }
 # Single words are counted from one tokenisation pass; phrases and symbols by substring counts.
@@ -171,7 +214,9 @@ def request_feature_frame(requests: pd.DataFrame) -> pd.DataFrame:
             moving[i] = history.moving_average(clients[i])
     prompts = requests["prompt"] if "prompt" in requests.columns else pd.Series([None] * n)
     text = np.array([text_features(p if isinstance(p, str) else None) for p in prompts], dtype=float)
-    frame = pd.DataFrame(text.reshape(n, len(TEXT_FEATURES)), columns=list(TEXT_FEATURES), index=requests.index)
+    frame = pd.DataFrame(
+        text.reshape(n, len(TEXT_FEATURES)), columns=list(TEXT_FEATURES), index=requests.index
+    )
     frame.insert(0, "prompt_tokens_log", np.log1p(requests["prompt_tokens"].to_numpy(dtype=float)))
     for j, name in enumerate(HISTORY_FEATURES):
         frame[name] = hist[:, j]

@@ -53,8 +53,12 @@ class TargetSpec:
 TARGETS: dict[str, TargetSpec] = {
     spec.name: spec
     for spec in (
-        TargetSpec("output_tokens", "requests", OUTPUT_FEATURES, "prompt_tokens_log", None, "absolute_error", 1.0),
-        TargetSpec("ttft_s", "requests", LATENCY_FEATURES, "waiting_at_arrival", None, "absolute_error", 1e-3),
+        TargetSpec(
+            "output_tokens", "requests", OUTPUT_FEATURES, "prompt_tokens_log", None, "absolute_error", 1.0
+        ),
+        TargetSpec(
+            "ttft_s", "requests", LATENCY_FEATURES, "waiting_at_arrival", None, "absolute_error", 1e-3
+        ),
         TargetSpec("e2e_s", "requests", LATENCY_FEATURES, "waiting_at_arrival", None, "absolute_error", 1e-3),
         TargetSpec("step_time_s", "steps", STEP_FEATURES, "route_step", (0.0, 0.5), "squared_error", None),
         TargetSpec("gpu_util", "steps", STEP_FEATURES, "route_step", (0.0, 0.5), "squared_error", None),

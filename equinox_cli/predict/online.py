@@ -29,7 +29,9 @@ class ArtifactPredictor:
         self.name = f"{kind}:{artifact.name}"
         self._history = ClientHistory()
         self._text: dict[str, tuple[float, ...]] = {}
-        self._route_index = list(self._model.spec.features).index(self._model.router.column) if self._model.router else 0
+        self._route_index = (
+            list(self._model.spec.features).index(self._model.router.column) if self._model.router else 0
+        )
 
     def prepare(self, request: Request) -> None:
         if request.request_id not in self._text:

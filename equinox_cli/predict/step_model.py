@@ -39,10 +39,9 @@ def fit_step_time(steps: pd.DataFrame) -> StepFit:
     design = np.column_stack([np.ones_like(p), p, n, c])
     scale = np.maximum(design.max(axis=0), 1e-12)  # conditioning: columns differ by 10^5
     coef, _ = nnls(design / scale, t)
-    coef = coef / scale
-    fit = StepFit(*(float(v) for v in coef), rows=len(t), mae_s=0.0, r2=0.0)
-    pred = fit.predict(p, n, c)
+    c0, cp, cd, ckv = (float(v) for v in coef / scale)
+    pred = c0 + cp * p + cd * n + ckv * c
     ss_res = float(((t - pred) ** 2).sum())
     ss_tot = float(((t - t.mean()) ** 2).sum())
     r2 = 1.0 - ss_res / ss_tot if ss_tot > 0 else float("nan")
-    return StepFit(*(float(v) for v in coef), rows=len(t), mae_s=float(np.abs(t - pred).mean()), r2=r2)
+    return StepFit(c0, cp, cd, ckv, rows=len(t), mae_s=float(np.abs(t - pred).mean()), r2=r2)

@@ -57,7 +57,11 @@ def _request_table(collected: Collected, min_rows: int) -> _Table:
     features = request_feature_frame(requests).loc[finished.index].reset_index(drop=True)
     truth = finished[list(REQUEST_TARGETS)].astype(float).reset_index(drop=True)
     clients = finished["client_id"].astype(str).to_numpy()
-    ids = finished["request_id"].astype(str).to_numpy() if "request_id" in finished else np.arange(len(finished)).astype(str)
+    ids = (
+        finished["request_id"].astype(str).to_numpy()
+        if "request_id" in finished
+        else np.arange(len(finished)).astype(str)
+    )
     return _Table(features, truth, finished["arrival_s"].to_numpy(dtype=float), clients, ids)
 
 
@@ -74,7 +78,9 @@ def _step_table(collected: Collected, config: TrainConfig, warnings: list[str]) 
     steps = steps.reset_index(drop=True)
     truth = steps[list(STEP_TARGETS)].astype(float)
     truth["throughput_tokens_per_s"] = (steps["prefill_tokens"] + steps["decode_seqs"]) / steps["step_time_s"]
-    order = steps["start_s"].to_numpy(dtype=float) if "start_s" in steps else np.arange(len(steps), dtype=float)
+    order = (
+        steps["start_s"].to_numpy(dtype=float) if "start_s" in steps else np.arange(len(steps), dtype=float)
+    )
     return _Table(step_feature_frame(steps), truth, order, None, np.arange(len(steps)).astype(str))
 
 
@@ -131,11 +137,19 @@ def train_mope(collected: Collected, config: TrainConfig) -> TrainResult:
     step_fit = fit_step_time(collected.steps) if not collected.steps.empty else None
     counts = {"requests": len(requests.truth), "steps": len(steps.truth) if steps is not None else 0}
     return TrainResult(
-        kept_mope, kept_single, pd.DataFrame(rows), pd.concat(predictions, ignore_index=True), step_fit, counts, warnings
+        kept_mope,
+        kept_single,
+        pd.DataFrame(rows),
+        pd.concat(predictions, ignore_index=True),
+        step_fit,
+        counts,
+        warnings,
     )
 
 
-def _throughput_rows(split: str, table: _Table, test: np.ndarray, preds: dict[str, np.ndarray]) -> list[dict[str, object]]:
+def _throughput_rows(
+    split: str, table: _Table, test: np.ndarray, preds: dict[str, np.ndarray]
+) -> list[dict[str, object]]:
     """Throughput follows from the step-time prediction: the step's tokens / predicted step time."""
     tokens = (table.features["prefill_tokens"] + table.features["decode_seqs"]).to_numpy()[test]
     truth = table.truth["throughput_tokens_per_s"].to_numpy()[test]

@@ -114,7 +114,7 @@ def fit_trees(x: np.ndarray, y: np.ndarray, params: TreeParams, seed: int) -> Tr
     from sklearn.ensemble import HistGradientBoostingRegressor
 
     model = HistGradientBoostingRegressor(
-        loss=params.loss,  # type: ignore[arg-type]
+        loss=params.loss,
         max_iter=params.max_iter,
         learning_rate=params.learning_rate,
         max_leaf_nodes=params.max_leaf_nodes,

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from equinox_cli.core.files import atomic_folder
 from equinox_cli.core.types import Workload
 from equinox_cli.metrics.latency import with_latencies
 from equinox_cli.predict.dataset import (
@@ -18,7 +19,6 @@ from equinox_cli.predict.dataset import (
     STEP_COLUMNS,
     collect_meta,
 )
-from equinox_cli.core.files import atomic_folder
 from equinox_cli.report.parquet import write_parquet
 
 

@@ -142,15 +142,25 @@ def test_importing_the_package_stays_light() -> None:
     assert proc.stdout.strip() == "[]"
 
 
-ARENA = Path(__file__).resolve().parents[2].parent / "shared" / "traces" / "arena_hard_auto" / "arena_hard_flat.jsonl"
+ARENA = (
+    Path(__file__).resolve().parents[2].parent
+    / "shared"
+    / "traces"
+    / "arena_hard_auto"
+    / "arena_hard_flat.jsonl"
+)
 
 
 def test_collect_train_and_replay_with_the_artifact(tmp_path: Path) -> None:
     collected, model, report = tmp_path / "collected", tmp_path / "model", tmp_path / "report"
-    proc = _equinox("collect", str(ARENA), "--limit", "1200", "--rate", "3", "--out", str(collected), "--json")
+    proc = _equinox(
+        "collect", str(ARENA), "--limit", "1200", "--rate", "3", "--out", str(collected), "--json"
+    )
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["requests"] == 1200
-    proc = _equinox("train-mope", str(collected), "--out", str(model), "--min-rows", "50", "--min-expert-rows", "50")
+    proc = _equinox(
+        "train-mope", str(collected), "--out", str(model), "--min-rows", "50", "--min-expert-rows", "50"
+    )
     assert proc.returncode == 0, proc.stderr
     assert "output tokens: held-out accuracy" in proc.stdout and "single-model MAE / MoPE MAE" in proc.stdout
     assert (model / "manifest.json").exists() and (model / "weights.npz").exists()

@@ -67,7 +67,7 @@ def test_weights_changed_after_training_are_refused(artifact_dir: Path, tmp_path
         arrays = {k: data[k] for k in data.files}
     arrays["output_tokens.base.value"] = arrays["output_tokens.base.value"] * 2
     np.savez(copy / "weights.npz", **arrays)
-    with pytest.raises(UserInputError, match="SHA-256"):
+    with pytest.raises(UserInputError, match=r"SHA-256"):
         load_artifact(copy)
 
 
@@ -75,7 +75,7 @@ def test_other_schema_version_and_feature_list_are_refused(artifact_dir: Path, t
     copy = _copy(artifact_dir, tmp_path)
     manifest = json.loads((copy / "manifest.json").read_text())
     (copy / "manifest.json").write_text(json.dumps({**manifest, "schema": "equinox.mope/0"}))
-    with pytest.raises(UserInputError, match="schema 'equinox.mope/0'"):
+    with pytest.raises(UserInputError, match=r"schema 'equinox\.mope/0'"):
         load_artifact(copy)
     manifest["targets"]["output_tokens"]["features"] = ["prompt_tokens_log"]
     (copy / "manifest.json").write_text(json.dumps(manifest))
@@ -91,12 +91,12 @@ def test_pickled_weights_are_never_loaded(artifact_dir: Path, tmp_path: Path) ->
 
     manifest["weights_sha256"] = hashlib.sha256((copy / "weights.npz").read_bytes()).hexdigest()
     (copy / "manifest.json").write_text(json.dumps(manifest))
-    with pytest.raises(UserInputError, match="unreadable|weights lack"):
+    with pytest.raises(UserInputError, match=r"unreadable|weights lack"):
         load_artifact(copy)
 
 
 def test_missing_or_broken_manifest(tmp_path: Path) -> None:
-    with pytest.raises(UserInputError, match="no manifest.json"):
+    with pytest.raises(UserInputError, match=r"no manifest\.json"):
         load_artifact(tmp_path)
     (tmp_path / "manifest.json").write_text("{not json")
     with pytest.raises(UserInputError, match="not valid JSON"):

@@ -19,7 +19,9 @@ def test_collected_folder_has_the_documented_schema(collected_dir: Path) -> None
     assert requests["prompt"].notna().all()  # arena has text
     finished = requests[requests["status"] == "finished"]
     assert (finished["ttft_s"] >= 0).all() and (finished["e2e_s"] >= finished["ttft_s"]).all()
-    assert (requests["waiting_at_arrival"] >= 0).all() and requests["kv_used_frac_at_arrival"].between(0, 1).all()
+    assert (requests["waiting_at_arrival"] >= 0).all() and requests["kv_used_frac_at_arrival"].between(
+        0, 1
+    ).all()
     ratio = (steps["prefill_tokens"] + steps["decode_seqs"]) / steps["step_time_s"]
     pd.testing.assert_series_equal(steps["throughput_tokens_per_s"], ratio, check_names=False)
     meta = pq.read_schema(collected_dir / "requests.parquet").metadata
@@ -53,8 +55,10 @@ def test_empty_unreadable_and_foreign_schema_files(collected_dir: Path, tmp_path
         load_collected([junk])
     table = pq.read_table(collected_dir / "requests.parquet")
     future = tmp_path / "future.parquet"
-    pq.write_table(table.replace_schema_metadata({b"equinox.collect": b'{"schema": "equinox.collect/9"}'}), future)
-    with pytest.raises(UserInputError, match="equinox.collect/9"):
+    pq.write_table(
+        table.replace_schema_metadata({b"equinox.collect": b'{"schema": "equinox.collect/9"}'}), future
+    )
+    with pytest.raises(UserInputError, match=r"equinox\.collect/9"):
         load_collected([future])
     folder = tmp_path / "folder"
     folder.mkdir()

@@ -17,7 +17,9 @@ from equinox_cli.predict.features import (
 
 
 def test_text_features_count_keyword_groups() -> None:
-    values = dict(zip(TEXT_FEATURES, text_features("Write a python function to solve x^2 = 4. Yes or no?"), strict=True))
+    values = dict(
+        zip(TEXT_FEATURES, text_features("Write a python function to solve x^2 = 4. Yes or no?"), strict=True)
+    )
     assert values["has_text"] == 1.0
     assert values["kw_code"] == 2  # python, function
     assert values["kw_long"] == 1  # write
