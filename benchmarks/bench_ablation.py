@@ -55,6 +55,9 @@ class Recording:
         self.pending: dict[str, float] = {}
         self.errors: list[float] = []
 
+    def prepare(self, request: Request) -> None:
+        self.inner.prepare(request)  # type: ignore[attr-defined]
+
     def predict_output_tokens(self, request: Request) -> float:
         value = self.inner.predict_output_tokens(request)  # type: ignore[attr-defined]
         self.pending[request.request_id] = value

@@ -6,7 +6,7 @@ import importlib.metadata
 import platform
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import pandas as pd
@@ -19,7 +19,7 @@ from equinox_cli.engines.sim.engine import SimEngine, apply_engine_args
 from equinox_cli.engines.sim.profiles import DEFAULT_PROFILE, Profile, get_profile
 from equinox_cli.metrics.summary import MetricsConfig, RunTables, summarize
 from equinox_cli.policies import NEEDS_PREDICTOR, POLICY_NAMES, make_policy
-from equinox_cli.predict.artifact import Artifact, load_artifact, save_artifact
+from equinox_cli.predict.artifact import Artifact, load_artifact, read_manifest, save_artifact
 from equinox_cli.predict.baselines import MovingAveragePredictor, OraclePredictor
 from equinox_cli.predict.dataset import load_collected
 from equinox_cli.predict.evaluate import mae_ratio
@@ -82,7 +82,24 @@ def route_policy_params(
 
 
 def resolve_profile(name: str, engine_params: Sequence[str]) -> Profile:
-    return apply_engine_args(get_profile(name), dict(split_key_values(engine_params, "-E")))
+    """A named profile, or a MoPE artifact folder: its fitted step-time model on the default profile."""
+    base = calibrated_profile(Path(name)) if Path(name).is_dir() else get_profile(name)
+    return apply_engine_args(base, dict(split_key_values(engine_params, "-E")))
+
+
+def calibrated_profile(artifact: Path) -> Profile:
+    """The default profile with c0, c_p, c_d, c_kv from the step rows an artifact was trained on."""
+    fit = read_manifest(artifact).get("step_model")
+    if not isinstance(fit, dict):
+        raise UserInputError(f"{artifact}: the artifact has no step_model (trained without step rows)")
+    return replace(
+        get_profile(DEFAULT_PROFILE),
+        name=f"calibrated:{artifact.name}",
+        c0_s=float(fit["c0_s"]),
+        c_p_s=max(0.0, float(fit["c_prefill_s"]) - float(fit["c_kv_s"])),  # the profile's c_kv covers P too
+        c_d_s=float(fit["c_decode_s"]),
+        c_kv_s=float(fit["c_kv_s"]),
+    )
 
 
 def build_policies(config: ReplayConfig, workload: Workload) -> dict[str, Policy]:

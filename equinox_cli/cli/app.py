@@ -43,7 +43,12 @@ def replay(
         str, typer.Option("--engine", help="Engine to run on: sim (the built-in simulator).")
     ] = "sim",
     profile: Annotated[
-        str, typer.Option("--profile", help=f"Simulator hardware profile: {', '.join(PROFILES)}.")
+        str,
+        typer.Option(
+            "--profile",
+            help=f"Simulator hardware profile: {', '.join(PROFILES)}, or a predictors/NAME folder "
+            "(its step-time fit calibrates the default profile).",
+        ),
     ] = DEFAULT_PROFILE,
     policy: Annotated[
         str, typer.Option("--policy", help=f"Policy under test: {', '.join(POLICY_NAMES)}.")

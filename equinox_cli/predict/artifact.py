@@ -104,7 +104,7 @@ def _refuse(path: Path, why: str) -> UserInputError:
     return UserInputError(f"{path}: not a usable MoPE artifact: {why}")
 
 
-def _read_manifest(path: Path) -> dict[str, Any]:
+def read_manifest(path: Path) -> dict[str, Any]:
     file = path / MANIFEST
     if not path.is_dir() or not file.exists():
         raise _refuse(path, f"no {MANIFEST} (a folder written by `equinox train-mope`)")
@@ -141,7 +141,7 @@ def _ensemble(
 
 
 def load_artifact(path: Path) -> Artifact:
-    manifest = _read_manifest(path)
+    manifest = read_manifest(path)
     weights = path / WEIGHTS
     if not weights.exists():
         raise _refuse(path, f"no {WEIGHTS}")

@@ -101,8 +101,8 @@ def from_arrays(arrays: dict[str, np.ndarray], baseline: float, depth: int) -> T
 @dataclass(frozen=True, slots=True)
 class TreeParams:
     loss: str = "squared_error"
-    max_iter: int = 120
-    learning_rate: float = 0.08
+    max_iter: int = 80
+    learning_rate: float = 0.1
     max_leaf_nodes: int = 31
     max_depth: int = 8
     min_samples_leaf: int = 20

@@ -166,10 +166,11 @@ def test_collect_train_and_replay_with_the_artifact(tmp_path: Path) -> None:
     assert (model / "manifest.json").exists() and (model / "weights.npz").exists()
     proc = _equinox(
         "replay", str(ARENA), "--limit", "600", "--rate", "3", "--predictor", f"single:{model}",
-        "--baseline", "vtc-pred", "--out", str(report), "--json",
+        "--baseline", "vtc-pred", "--profile", str(model), "--out", str(report), "--json",
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
-    assert json.loads((report / "run.json").read_text())["predictor"] == f"single:{model}"
+    run = json.loads((report / "run.json").read_text())
+    assert run["predictor"] == f"single:{model}" and run["profile"]["name"] == "calibrated:model"
 
 
 def test_train_mope_bad_input_is_one_line_exit_2(tmp_path: Path) -> None:

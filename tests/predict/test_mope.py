@@ -90,3 +90,22 @@ def test_too_few_rows_is_a_user_error(collected_dir: Path) -> None:
     tiny = data.requests.head(30)
     with pytest.raises(UserInputError, match="need at least 50"):
         train_mope(type(data)(tiny, data.steps, data.sources), SMALL)
+
+
+def test_step_time_fit_recovers_the_profile_and_calibrates_the_simulator(tmp_path: Path) -> None:
+    from equinox_cli import api
+    from equinox_cli.engines.sim.profiles import get_profile
+    from equinox_cli.predict.step_model import fit_step_time
+    from equinox_cli.workload.build import WorkloadSpec
+
+    out = tmp_path / "a10g"
+    api.collect(
+        api.CollectConfig(WorkloadSpec(source="overload", duration_s=30), profile="a10g-llama2-7b", out=out)
+    )
+    steps = load_collected([out]).steps
+    fit = fit_step_time(steps)
+    truth = get_profile("a10g-llama2-7b")
+    assert fit.c0_s == pytest.approx(truth.c0_s, rel=1e-6)
+    assert fit.c_decode_s == pytest.approx(truth.c_d_s, rel=1e-6)
+    assert fit.c_prefill_s - fit.c_kv_s == pytest.approx(truth.c_p_s, rel=1e-4)
+    assert fit.r2 > 0.999999
