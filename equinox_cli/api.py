@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.metadata
+import json
 import platform
 import time
 from collections.abc import Mapping, Sequence
@@ -13,8 +14,10 @@ import pandas as pd
 
 from equinox_cli import __version__
 from equinox_cli.core.errors import UserInputError
-from equinox_cli.core.protocols import OutputPredictor, Policy, RunObserver
+from equinox_cli.core.protocols import Engine, OutputPredictor, Policy, RunObserver
 from equinox_cli.core.types import Workload
+from equinox_cli.engines.http.client import HttpConfig
+from equinox_cli.engines.http.engine import HttpEngine, rate_report
 from equinox_cli.engines.sim.engine import SimEngine, apply_engine_args
 from equinox_cli.engines.sim.profiles import DEFAULT_PROFILE, Profile, get_profile
 from equinox_cli.metrics.summary import MetricsConfig, RunTables, summarize
@@ -30,7 +33,18 @@ from equinox_cli.report.parquet import write_report
 from equinox_cli.workload.build import WorkloadSpec, build_workload
 from equinox_cli.workload.schema import workload_to_frame
 
-ENGINES = ("sim",)
+ENGINES = ("sim", "http://HOST:PORT")
+
+
+@dataclass(frozen=True, slots=True)
+class HttpOptions:
+    """How to drive a live OpenAI-compatible server (`--engine http://HOST:PORT`)."""
+
+    model: str = "equinox"
+    max_concurrency: int = 256
+    request_timeout_s: float = 300.0
+    deadline_s: float | None = None
+    api_keys: Path | None = None  # JSON {client_id: API key}
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +57,7 @@ class ReplayConfig:
     policy_params: tuple[str, ...] = ()  # "key=value" (main policy) or "policy.key=value"
     engine_params: tuple[str, ...] = ()  # "key=value" simulator overrides
     predictor: str = "moving-average"  # for equinox and vtc-pred: see make_predictor()
+    http: HttpOptions = field(default_factory=HttpOptions)
     out: Path | None = None
     reports_root: Path = Path("reports")
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
@@ -141,7 +156,11 @@ def replay(config: ReplayConfig, observer: RunObserver | None = None) -> ReplayO
     profile = resolve_profile(config.profile, config.engine_params)
     workload, warnings = build_workload(config.workload)
     policies = build_policies(config, workload)  # validates names, -P and --predictor before the runs
-    engine = SimEngine(profile)
+    if is_http(config.engine) and len(policies) > 1:
+        raise UserInputError(
+            "a live server runs one policy: replay it once per server (no --baseline with an http:// engine)"
+        )
+    engine = make_engine(config.engine, profile, config.http)
     runs: dict[str, RunTables] = {}
     for name, policy in policies.items():
         result = engine.run(workload, policy, observer)
@@ -165,6 +184,7 @@ def replay(config: ReplayConfig, observer: RunObserver | None = None) -> ReplayO
         "predictor": config.predictor,
         "metrics": asdict(config.metrics),
         "versions": _versions(),
+        **_http_meta(config.engine, runs),
     }
     out_dir = config.out or default_run_dir(config.reports_root, workload.name, config.workload.seed)
     per_policy = {
@@ -189,6 +209,7 @@ class CollectConfig:
     policy: str = "fcfs"
     policy_params: tuple[str, ...] = ()
     engine_params: tuple[str, ...] = ()
+    http: HttpOptions = field(default_factory=HttpOptions)
     out: Path | None = None
     traces_root: Path = Path("traces")
 
@@ -210,7 +231,7 @@ def collect(config: CollectConfig, observer: RunObserver | None = None) -> Colle
     needs = config.policy in NEEDS_PREDICTOR
     policy = make_policy(config.policy, routed[config.policy], MovingAveragePredictor() if needs else None)
     workload, warnings = build_workload(config.workload)
-    result = SimEngine(profile).run(workload, policy, observer)
+    result = make_engine(config.engine, profile, config.http).run(workload, policy, observer)
     requests = collected_requests(pd.DataFrame(result.requests), workload)
     steps = collected_steps(pd.DataFrame(result.steps))
     meta = {
@@ -231,12 +252,60 @@ def collect(config: CollectConfig, observer: RunObserver | None = None) -> Colle
     return CollectOutcome(out_dir, requests, steps, warnings)
 
 
+def is_http(engine: str) -> bool:
+    return engine.startswith(("http://", "https://"))
+
+
 def _check_engine(engine: str) -> None:
-    if engine not in ENGINES:
+    if engine != "sim" and not is_http(engine):
         raise UserInputError(
-            f"unknown engine {engine!r}; valid: {', '.join(ENGINES)} "
-            "(the live vLLM/HTTP engines are not built yet)"
+            f"unknown engine {engine!r}; valid: {', '.join(ENGINES)} (the vLLM launcher is not built yet)"
         )
+
+
+def make_engine(engine: str, profile: Profile, http: HttpOptions) -> Engine:
+    if not is_http(engine):
+        return SimEngine(profile)
+    keys: dict[str, str] = {}
+    if http.api_keys is not None:
+        keys = _read_api_keys(http.api_keys)
+    if http.max_concurrency < 1 or http.request_timeout_s <= 0:
+        raise UserInputError("--max-concurrency must be >= 1 and --request-timeout > 0")
+    config = HttpConfig(
+        engine, http.model, keys, http.max_concurrency, http.request_timeout_s, http.deadline_s
+    )
+    return HttpEngine(config)
+
+
+def _read_api_keys(path: Path) -> dict[str, str]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise UserInputError(f"{path}: cannot read the API-key map ({exc})") from None
+    if not isinstance(data, dict) or not all(isinstance(v, str) for v in data.values()):
+        raise UserInputError(f"{path}: expected a JSON object {{client_id: API key}}")
+    return {str(k): v for k, v in data.items()}
+
+
+def _http_meta(engine: str, runs: Mapping[str, RunTables]) -> dict[str, object]:
+    """For a live server: target vs achieved rate, outcome counts, and whether the run is complete."""
+    if not is_http(engine):
+        return {}
+    (run,) = runs.values()
+    requests = run.requests
+    counts = requests["status"].value_counts().to_dict()
+    rates = rate_report(requests["sent_s"].tolist(), requests["arrival_s"].tolist())
+    lag = requests["send_lag_s"].dropna()
+    finished = requests["status"] == "finished"
+    return {
+        "client": {
+            **rates,
+            "send_lag_p99_s": float(lag.quantile(0.99)) if len(lag) else None,
+            "statuses": {str(k): int(v) for k, v in counts.items()},
+            "length_mismatches": int((~requests["length_ok"].astype(bool) & finished).sum()),
+        },
+        "complete": bool(finished.all()),
+    }
 
 
 def _check_out(out: Path | None) -> None:

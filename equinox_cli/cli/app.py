@@ -39,9 +39,7 @@ app.command("train-mope", epilog=learn.TRAIN_EPILOG)(learn.train_mope)
 )
 def replay(
     workload: o.WorkloadArg = None,
-    engine: Annotated[
-        str, typer.Option("--engine", help="Engine to run on: sim (the built-in simulator).")
-    ] = "sim",
+    engine: o.EngineOpt = "sim",
     profile: Annotated[
         str,
         typer.Option(
@@ -80,6 +78,11 @@ def replay(
         Path | None,
         typer.Option("--out", help="Report folder (default: a new folder under reports/)."),
     ] = None,
+    model: o.ModelOpt = "equinox",
+    max_concurrency: o.ConcurrencyOpt = 256,
+    request_timeout: o.RequestTimeoutOpt = 300.0,
+    deadline: o.DeadlineOpt = None,
+    api_keys: o.ApiKeysOpt = None,
     as_json: o.JsonOpt = False,
     fmt: o.FormatOpt = None,
     tenants: o.TenantsOpt = None,
@@ -109,6 +112,7 @@ def replay(
         policy_params=tuple(param or ()),
         engine_params=tuple(engine_param or ()),
         predictor=predictor,
+        http=o.http_options(model, max_concurrency, request_timeout, deadline, api_keys),
         out=out,
     )
     observer = None if as_json or not err_console.is_terminal else RichProgressObserver(err_console)
@@ -117,11 +121,30 @@ def replay(
     if as_json:
         rows = [{k: _clean(v) for k, v in row.items()} for row in outcome.summary.to_dict("records")]
         out_console.print_json(json.dumps({"out": str(outcome.out_dir), "summary": rows}))
+        _fail_if_incomplete(outcome.summary, outcome.out_dir)
         return
     title = f"{outcome.workload.name}: {len(outcome.workload)} requests, profile {profile}"
     out_console.print(comparison_table(outcome.summary, title))
     out_console.print(clients_table({n: r.clients for n, r in outcome.runs.items()}))
     out_console.print(f"Parquet report: {outcome.out_dir}")
+    _fail_if_incomplete(outcome.summary, outcome.out_dir)
+
+
+def _fail_if_incomplete(summary: object, out_dir: Path) -> None:
+    """A live run where requests failed: the report is written (marked incomplete); exit 2."""
+    import pandas as pd
+
+    assert isinstance(summary, pd.DataFrame)
+    failed = int(summary["failed"].sum()) if "failed" in summary else 0
+    if failed:
+        total = int(summary["requests"].sum())
+        err_console.print(
+            f"error: incomplete run: {failed} of {total} requests did not finish "
+            f"(reasons in requests.parquet); report written to {out_dir}",
+            highlight=False,
+            soft_wrap=True,
+        )
+        raise typer.Exit(2)
 
 
 @traces_app.command(
@@ -185,7 +208,9 @@ def version() -> None:
 def main() -> None:
     """Entry point: user mistakes become one line on stderr and exit code 2, never a traceback."""
     try:
-        app(standalone_mode=False)
+        code = app(standalone_mode=False)  # click returns typer.Exit's code in this mode
+        if isinstance(code, int) and code:
+            sys.exit(code)
     except UserInputError as exc:
         err_console.print(f"error: {exc}", highlight=False, soft_wrap=True)
         sys.exit(2)

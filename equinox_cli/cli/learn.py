@@ -27,7 +27,7 @@ TRAIN_EPILOG = "Example: equinox train-mope traces/arena --out predictors/arena"
 
 def collect(
     workload: o.WorkloadArg = None,
-    engine: Annotated[str, typer.Option("--engine", help="Engine to run on: sim.")] = "sim",
+    engine: o.EngineOpt = "sim",
     profile: Annotated[
         str, typer.Option("--profile", help=f"Simulator hardware profile: {', '.join(PROFILES)}.")
     ] = DEFAULT_PROFILE,
@@ -43,6 +43,11 @@ def collect(
     out: Annotated[
         Path | None, typer.Option("--out", help="Output folder (default: a new folder under traces/).")
     ] = None,
+    model: o.ModelOpt = "equinox",
+    max_concurrency: o.ConcurrencyOpt = 256,
+    request_timeout: o.RequestTimeoutOpt = 300.0,
+    deadline: o.DeadlineOpt = None,
+    api_keys: o.ApiKeysOpt = None,
     as_json: o.JsonOpt = False,
     fmt: o.FormatOpt = None,
     tenants: o.TenantsOpt = None,
@@ -64,6 +69,7 @@ def collect(
         policy=policy,
         policy_params=tuple(param or ()),
         engine_params=tuple(engine_param or ()),
+        http=o.http_options(model, max_concurrency, request_timeout, deadline, api_keys),
         out=out,
     )
     observer = None if as_json or not err_console.is_terminal else RichProgressObserver(err_console)

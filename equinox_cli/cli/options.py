@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from equinox_cli.api import HttpOptions
 from equinox_cli.workload.build import WorkloadSpec
 
 WorkloadArg = Annotated[
@@ -56,7 +57,37 @@ TokenizerOpt = Annotated[
     Path | None,
     typer.Option("--tokenizer", help="tokenizer.json for exact token counts of text traces."),
 ]
+EngineOpt = Annotated[
+    str,
+    typer.Option(
+        "--engine",
+        help="sim (the built-in simulator) or http://HOST:PORT (a live OpenAI-compatible server).",
+    ),
+]
+ModelOpt = Annotated[str, typer.Option("--model", help="http engine: model name sent in each request.")]
+ConcurrencyOpt = Annotated[
+    int, typer.Option("--max-concurrency", help="http engine: most requests in flight at once.")
+]
+RequestTimeoutOpt = Annotated[
+    float, typer.Option("--request-timeout", help="http engine: seconds one request may take.")
+]
+DeadlineOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--deadline", help="http engine: seconds for the whole replay; later requests are not sent."
+    ),
+]
+ApiKeysOpt = Annotated[
+    Path | None,
+    typer.Option("--api-keys", help="http engine: JSON file {client_id: API key} sent as Bearer tokens."),
+]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON instead of tables.")]
+
+
+def http_options(
+    model: str, max_concurrency: int, request_timeout: float, deadline: float | None, api_keys: Path | None
+) -> HttpOptions:
+    return HttpOptions(model, max_concurrency, request_timeout, deadline, api_keys)
 
 
 def workload_spec(

@@ -55,7 +55,7 @@ def _system(requests: pd.DataFrame, steps: pd.DataFrame, cfg: MetricsConfig) -> 
         "total_tokens_per_s": float((finished["output_tokens"] + finished["prompt_tokens"]).sum()) * per_s,
         "requests_per_s": len(finished) * per_s,
         "goodput_requests_per_s": len(good) * per_s,
-        "gpu_util_mean": busy * per_s,
+        "gpu_util_mean": busy * per_s if len(steps) else float("nan"),  # unknown to an HTTP client
         "preemptions": int(steps["preempted"].sum()) if len(steps) else 0,
     }
 
@@ -80,6 +80,7 @@ def summarize(
         "finished": int((requests["status"] == "finished").sum()),
         "rejected": int((requests["status"] == "rejected").sum()),
         "aborted": int((requests["status"] == "aborted").sum()),
+        "failed": int(requests["status"].isin(("error", "timeout", "not_sent")).sum()),  # live engines
         **_system(requests, steps, cfg),
         **percentiles(requests["ttft_s"], "ttft_s"),
         **percentiles(requests["tpot_s"], "tpot_s"),

@@ -189,3 +189,48 @@ def test_replay_refuses_a_tampered_or_missing_predictor(tmp_path: Path) -> None:
     (fake / "manifest.json").write_text('{"schema": "equinox.mope/0"}')
     proc = _equinox("replay", "--duration", "10", "--predictor", str(fake))
     assert proc.returncode == 2 and "schema 'equinox.mope/0'" in proc.stderr
+
+
+def test_replay_against_a_live_server_reports_rates_and_outcomes(tmp_path: Path) -> None:
+    from tests.engines.fake_openai import Behaviour, fake_server
+
+    with fake_server(Behaviour(token_delay_s=0.001)) as url:
+        proc = _equinox(
+            "replay",
+            "overload",
+            "--duration",
+            "4",
+            "--engine",
+            url,
+            "--policy",
+            "vtc",
+            "--out",
+            str(tmp_path / "ok"),
+        )
+        assert proc.returncode == 0, proc.stderr
+        run = json.loads((tmp_path / "ok" / "run.json").read_text())
+        assert run["complete"] is True and run["client"]["statuses"] == {"finished": run["requests"]}
+        assert run["client"]["achieved_rps"] == pytest.approx(run["client"]["target_rps"], rel=0.1)
+        proc = _equinox("replay", "--duration", "4", "--engine", url, "--baseline", "fcfs")
+        assert proc.returncode == 2 and "one policy" in proc.stderr
+
+
+def test_unreachable_server_writes_an_incomplete_report_and_exits_2(tmp_path: Path) -> None:
+    from tests.engines.fake_openai import free_port
+
+    out = tmp_path / "down"
+    proc = _equinox(
+        "replay",
+        "overload",
+        "--duration",
+        "3",
+        "--engine",
+        f"http://127.0.0.1:{free_port()}",
+        "--out",
+        str(out),
+    )
+    assert proc.returncode == 2 and "incomplete run" in proc.stderr
+    requests = pd.read_parquet(out / "equinox" / "requests.parquet")
+    assert len(requests) > 0 and (requests["status"] == "error").all()
+    assert requests["reason"].str.startswith("connection").all()
+    assert json.loads((out / "run.json").read_text())["complete"] is False

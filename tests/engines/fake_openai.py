@@ -1,0 +1,94 @@
+"""An in-process fake OpenAI completions server (aiohttp) with scripted misbehaviour."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+from aiohttp import web
+
+
+@dataclass
+class Behaviour:
+    token_delay_s: float = 0.0
+    first_token_delay_s: float = 0.0
+    status: int = 200  # HTTP status to answer with
+    malformed_after: int | None = None  # send a broken chunk after this many tokens
+    die_after: int | None = None  # close the connection after this many tokens
+    short_by: int = 0  # generate fewer tokens than asked
+    seen: list[dict[str, object]] = field(default_factory=list)
+    auth: list[str | None] = field(default_factory=list)
+
+
+BEHAVIOUR = web.AppKey("behaviour", Behaviour)
+
+
+def _chunk(text: str) -> bytes:
+    return f"data: {json.dumps({'choices': [{'index': 0, 'text': text}]})}\n\n".encode()
+
+
+async def _completions(request: web.Request) -> web.StreamResponse:
+    b = request.app[BEHAVIOUR]
+    body = await request.json()
+    b.seen.append(body)
+    b.auth.append(request.headers.get("Authorization"))
+    if b.status != 200:
+        return web.json_response({"error": {"message": "nope"}}, status=b.status)
+    response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+    await response.prepare(request)
+    await asyncio.sleep(b.first_token_delay_s)
+    n = int(body["max_tokens"]) - b.short_by
+    for i in range(n):
+        if b.die_after is not None and i == b.die_after:
+            assert request.transport is not None
+            request.transport.close()
+            return response
+        if b.malformed_after is not None and i == b.malformed_after:
+            await response.write(b"data: {not json\n\n")
+        await response.write(_chunk("x"))
+        if b.token_delay_s:
+            await asyncio.sleep(b.token_delay_s)
+    usage = {"choices": [], "usage": {"prompt_tokens": len(body["prompt"]), "completion_tokens": n}}
+    await response.write(f"data: {json.dumps(usage)}\n\n".encode())
+    await response.write(b"data: [DONE]\n\n")
+    return response
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextmanager
+def fake_server(behaviour: Behaviour) -> Iterator[str]:
+    """Serve on 127.0.0.1 in a background thread; yields the base URL."""
+    port = free_port()
+    loop = asyncio.new_event_loop()
+    app = web.Application()
+    app[BEHAVIOUR] = behaviour
+    app.router.add_post("/v1/completions", _completions)
+    runner = web.AppRunner(app)
+    ready = threading.Event()
+
+    def serve() -> None:
+        asyncio.set_event_loop(loop)
+        loop.run_until_complete(runner.setup())
+        loop.run_until_complete(web.TCPSite(runner, "127.0.0.1", port).start())
+        ready.set()
+        loop.run_forever()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    ready.wait(10)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(10)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)

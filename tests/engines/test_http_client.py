@@ -1,0 +1,85 @@
+"""The HTTP replay client against a fake OpenAI server: streaming, errors, timeouts, dying servers."""
+
+from __future__ import annotations
+
+import json
+
+from equinox_cli.engines.http.client import HttpConfig, replay_http
+from equinox_cli.engines.http.stream import StreamError, parse_line
+from tests.conftest import make_workload
+from tests.engines.fake_openai import Behaviour, fake_server, free_port
+
+
+def _workload(n: int = 6, gap_s: float = 0.01, output: int = 5):
+    return make_workload([(f"c{i % 2}", i * gap_s, 8, output) for i in range(n)])
+
+
+def test_parse_line_handles_text_usage_done_and_garbage() -> None:
+    assert parse_line(b"") is None and parse_line(b": keep-alive") is None
+    chunk = parse_line(b'data: {"choices": [{"text": "hi"}]}')
+    assert chunk is not None and chunk.text_tokens == 1 and not chunk.done
+    usage = parse_line(b'data: {"choices": [], "usage": {"completion_tokens": 7}}')
+    assert usage is not None and usage.usage_tokens == 7 and usage.text_tokens == 0
+    done = parse_line(b"data: [DONE]")
+    assert done is not None and done.done
+    for bad in (b"data: {oops", b"data: [1, 2]", b'data: {"error": {"message": "overloaded"}}'):
+        try:
+            parse_line(bad)
+        except StreamError:
+            continue
+        raise AssertionError(bad)
+
+
+def test_streams_are_timed_and_lengths_checked() -> None:
+    behaviour = Behaviour(token_delay_s=0.002, first_token_delay_s=0.02)
+    workload = _workload()
+    with fake_server(behaviour) as url:
+        outcomes = replay_http(workload, HttpConfig(url, api_keys={"c0": "key-a"}))
+    assert [o.status for o in outcomes] == ["finished"] * 6
+    for o in outcomes:
+        assert o.length_ok and len(o.token_times_s) == 5
+        assert o.first_token_s is not None and o.first_token_s - o.intended_s >= 0.02
+        assert o.finish_s is not None and o.finish_s >= o.token_times_s[-1]
+    body = behaviour.seen[0]
+    assert body["min_tokens"] == body["max_tokens"] == 5 and body["ignore_eos"] is True
+    assert len(body["prompt"]) == 8  # type: ignore[arg-type]
+    assert {json.dumps(b["vllm_xargs"]) for b in behaviour.seen} >= {
+        json.dumps({"equinox_client": "c0", "equinox_weight": 1.0})
+    }
+    assert behaviour.auth.count("Bearer key-a") == 3 and behaviour.auth.count(None) == 3
+
+
+def test_short_answers_are_flagged() -> None:
+    with fake_server(Behaviour(short_by=2)) as url:
+        outcomes = replay_http(_workload(2), HttpConfig(url))
+    assert all(o.status == "finished" and not o.length_ok and o.output_tokens == 3 for o in outcomes)
+
+
+def test_http_errors_are_recorded_with_status() -> None:
+    with fake_server(Behaviour(status=503)) as url:
+        outcomes = replay_http(_workload(3), HttpConfig(url))
+    assert all(o.status == "error" and o.reason.startswith("HTTP 503") for o in outcomes)
+
+
+def test_malformed_chunk_and_dying_server() -> None:
+    with fake_server(Behaviour(malformed_after=2)) as url:
+        outcomes = replay_http(_workload(2), HttpConfig(url))
+    assert all(o.status == "error" and "malformed stream chunk" in o.reason for o in outcomes)
+    with fake_server(Behaviour(die_after=2)) as url:
+        outcomes = replay_http(_workload(2), HttpConfig(url))
+    assert all(o.status == "error" for o in outcomes), [o.reason for o in outcomes]
+
+
+def test_slow_server_times_out_per_request_and_globally() -> None:
+    with fake_server(Behaviour(token_delay_s=0.2)) as url:
+        outcomes = replay_http(_workload(2, output=10), HttpConfig(url, request_timeout_s=0.3))
+    assert all(o.status == "timeout" for o in outcomes)
+    with fake_server(Behaviour(token_delay_s=0.2)) as url:
+        outcomes = replay_http(_workload(4, gap_s=0.5, output=10), HttpConfig(url, deadline_s=0.8))
+    statuses = [o.status for o in outcomes]
+    assert statuses[:2] == ["timeout", "timeout"] and statuses[2:] == ["not_sent", "not_sent"]
+
+
+def test_unreachable_server_is_an_error_not_a_hang() -> None:
+    outcomes = replay_http(_workload(2), HttpConfig(f"http://127.0.0.1:{free_port()}"))
+    assert all(o.status == "error" and o.reason.startswith("connection") for o in outcomes)
