@@ -85,7 +85,7 @@ class _Replay:
         async with aiohttp.ClientSession(timeout=timeout, connector=connector) as session:
             self.t0 = time.perf_counter() + config.start_lead_s
             gate = asyncio.Semaphore(config.max_concurrency)
-            tasks = []
+            tasks: list[asyncio.Future[None]] = []
             sender = asyncio.ensure_future(self._send_all(session, gate, tasks))
             try:
                 await asyncio.wait_for(sender, config.deadline_s) if config.deadline_s else await sender
@@ -107,7 +107,9 @@ class _Replay:
                         outcome.status, outcome.reason = "timeout", "global deadline"
         return self.outcomes
 
-    async def _send_all(self, session: aiohttp.ClientSession, gate: asyncio.Semaphore, tasks: list) -> None:  # type: ignore[type-arg]
+    async def _send_all(
+        self, session: aiohttp.ClientSession, gate: asyncio.Semaphore, tasks: list[asyncio.Future[None]]
+    ) -> None:
         for index, outcome in enumerate(self.outcomes):
             delay = outcome.intended_s - self.now()
             if delay > 0:
