@@ -26,6 +26,10 @@ class Policy(Protocol):
         """Put back a request that was picked but not admitted, or was preempted."""
         ...
 
+    def remove(self, request: Request) -> bool:
+        """A waiting request left without being admitted (client abort); False if not waiting."""
+        ...
+
     def on_progress(self, progress: Progress) -> None:
         """Charge the service one engine step gave each client."""
         ...

@@ -89,6 +89,14 @@ class CounterPolicy:
         self._last_served = client
         return request
 
+    def remove(self, request: Request) -> bool:
+        """A waiting request left without being admitted (a client abort): nothing is charged."""
+        if not self._queues.remove(request):
+            return False
+        if not self._queues.backlogged(request.client_id):
+            self._heap.discard(request.client_id)
+        return True
+
     def requeue(self, request: Request, now_s: float) -> None:
         """Back to the front of its queue, admission charge refunded; no lift (not an arrival)."""
         client = request.client_id

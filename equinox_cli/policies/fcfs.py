@@ -49,6 +49,16 @@ class FCFSPolicy:
     def requeue(self, request: Request, now_s: float) -> None:
         self._push(request)
 
+    def remove(self, request: Request) -> bool:
+        """A waiting request left without being admitted (O(n) rebuild: aborts are rare)."""
+        kept = [entry for entry in self._heap if entry[2].request_id != request.request_id]
+        if len(kept) == len(self._heap):
+            return False
+        self._heap = kept
+        heapq.heapify(self._heap)
+        self._depth[request.client_id] -= 1
+        return True
+
     def on_progress(self, progress: Progress) -> None:
         return None
 

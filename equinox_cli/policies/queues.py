@@ -38,6 +38,15 @@ class ClientQueues:
         self._size -= 1
         return self._queues[client].popleft()
 
+    def remove(self, request: Request) -> bool:
+        """Drop a waiting request (O(client's depth): aborts are rare); False if it is not here."""
+        queue = self._queues.get(request.client_id)
+        if not queue or request not in queue:
+            return False
+        queue.remove(request)
+        self._size -= 1
+        return True
+
     def depth(self, client: str) -> int:
         return len(self._queues.get(client, ()))
 

@@ -120,3 +120,15 @@ def test_bad_policy_parameters(name: str, params: dict[str, str], fragment: str)
     with pytest.raises(UserInputError) as info:
         make_policy(name, params, MovingAveragePredictor())
     assert fragment in str(info.value)
+
+
+@pytest.mark.parametrize("name", ["fcfs", "vtc", "equinox"])
+def test_remove_drops_a_waiting_request_without_charge(name: str) -> None:
+    policy = make_policy(name, {}, MovingAveragePredictor())
+    a, b = make_request("a", "c1", 0, prompt=10), make_request("b", "c1", 1, prompt=10)
+    policy.on_arrival(a, 0)
+    policy.on_arrival(b, 1)
+    assert policy.remove(a) and not policy.remove(a)
+    assert len(policy) == 1 and all(v == 0 for v in policy.counters().values())
+    assert policy.pick_next(2) == b and policy.pick_next(2) is None
+    assert not policy.is_backlogged("c1")

@@ -1,0 +1,133 @@
+"""PolicyQueue: vLLM's waiting-queue interface (RequestQueue) backed by an Equinox Policy.
+
+vLLM's waiting pass peeks at the head, may skip it (pop, then prepend later) or stop when it does
+not fit, and pops it when it is admitted; preemption prepends. A policy charges a request when it is
+picked, so the queue keeps the picked request in a head slot: peek picks once, pop hands the same
+request over, and prepending the head is a no-op (it stays first, still charged). Prepending any
+other request gives it back to the policy (`requeue`, which refunds its admission charge); removing
+a waiting request (an abort) drops it without charge.
+
+Tenant identity comes from the request: `sampling_params.extra_args["equinox_client"]` (the
+`vllm_xargs` of the OpenAI request, set by the client or by the API-key middleware) and an optional
+`equinox_weight`; a request without one belongs to DEFAULT_TENANT.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+from equinox_cli.core.protocols import Policy
+from equinox_cli.core.types import Request
+
+DEFAULT_TENANT = "default"
+
+
+def tenant_of(vreq: Any) -> tuple[str, float]:
+    """(client id, weight) of a vLLM request."""
+    params = getattr(vreq, "sampling_params", None)
+    extra = getattr(params, "extra_args", None) or {}
+    client = extra.get("equinox_client")
+    weight = extra.get("equinox_weight", 1.0)
+    try:
+        weight = float(weight)
+    except (TypeError, ValueError):
+        weight = 1.0
+    return (str(client) if client else DEFAULT_TENANT, weight if weight > 0 else 1.0)
+
+
+def to_request(vreq: Any) -> Request:
+    client, weight = tenant_of(vreq)
+    params = getattr(vreq, "sampling_params", None)
+    max_tokens = getattr(params, "max_tokens", None) or 1
+    return Request(
+        request_id=str(vreq.request_id),
+        client_id=client,
+        arrival_s=float(getattr(vreq, "arrival_time", 0.0) or 0.0),
+        prompt_tokens=int(vreq.num_prompt_tokens),
+        max_tokens=int(max_tokens),
+        weight=weight,
+    )
+
+
+class PolicyQueue:
+    def __init__(self, policy: Policy, clock: Callable[[], float] = time.monotonic) -> None:
+        self.policy = policy
+        self._clock = clock
+        self._waiting: dict[str, Any] = {}  # request id → vLLM request, while in the policy
+        self._requests: dict[str, Request] = {}  # request id → Equinox request, while known
+        self._head: Any | None = None
+        self.rejected: list[Any] = []  # refused by admission control (RPM): the scheduler aborts them
+
+    # --- RequestQueue interface ---------------------------------------------------------------
+    def add_request(self, vreq: Any) -> None:
+        request = to_request(vreq)
+        self._requests[request.request_id] = request
+        if self.policy.on_arrival(request, self._clock()):
+            self._waiting[request.request_id] = vreq
+        else:
+            self.rejected.append(vreq)
+
+    def peek_request(self) -> Any:
+        head = self._fill_head()
+        if head is None:
+            raise IndexError("peek from an empty queue")
+        return head
+
+    def pop_request(self) -> Any:
+        head = self._fill_head()
+        if head is None:
+            raise IndexError("pop from an empty queue")
+        self._head = None
+        return head
+
+    def prepend_request(self, vreq: Any) -> None:
+        if vreq is self._head:
+            return
+        rid = str(vreq.request_id)
+        request = self._requests.get(rid) or to_request(vreq)
+        self._requests[rid] = request
+        self._waiting[rid] = vreq
+        self.policy.requeue(request, self._clock())
+
+    def prepend_requests(self, requests: Iterable[Any]) -> None:
+        for vreq in requests:
+            self.prepend_request(vreq)
+
+    def add_finished(self, request_id: str) -> Request | None:
+        """The Equinox request of a request that left the engine (for on_finish), forgotten here."""
+        return self._requests.pop(request_id, None)
+
+    def remove_request(self, vreq: Any) -> None:
+        self.remove_requests((vreq,))
+
+    def remove_requests(self, requests: Iterable[Any]) -> None:
+        for vreq in requests:
+            rid = str(vreq.request_id)
+            if vreq is self._head:  # give it back (refunding its charge), then drop it below
+                self._head = None
+                self.policy.requeue(self._requests[rid], self._clock())
+                self._waiting[rid] = vreq
+            if self._waiting.pop(rid, None) is not None:
+                self.policy.remove(self._requests[rid])
+
+    def __bool__(self) -> bool:
+        return len(self) > 0
+
+    def __len__(self) -> int:
+        return len(self.policy) + (self._head is not None)
+
+    def __iter__(self) -> Iterator[Any]:
+        """Head first, then the rest in arrival order (the policy's order is only known by picking)."""
+        if self._head is not None:
+            yield self._head
+        yield from (v for rid, v in self._waiting.items() if v is not self._head)
+
+    # --- internals --------------------------------------------------------------------------
+    def _fill_head(self) -> Any | None:
+        if self._head is None and len(self.policy):
+            picked = self.policy.pick_next(self._clock())
+            if picked is not None:
+                self._head = self._waiting.pop(picked.request_id)
+        return self._head

@@ -1,0 +1,94 @@
+"""The policy-backed waiting queue and step charging of the vLLM plug-in, with fake vLLM requests."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+
+from equinox_cli.engines.vllm.charging import request_service, step_progress
+from equinox_cli.engines.vllm.queue import DEFAULT_TENANT, PolicyQueue, tenant_of
+from equinox_cli.policies import make_policy
+
+
+def vreq(rid: str, client: str | None, prompt: int = 10, max_tokens: int = 10, weight: object = None):  # type: ignore[no-untyped-def]
+    extra = {} if client is None else {"equinox_client": client}
+    if weight is not None:
+        extra["equinox_weight"] = weight
+    params = SimpleNamespace(extra_args=extra or None, max_tokens=max_tokens)
+    return SimpleNamespace(request_id=rid, num_prompt_tokens=prompt, sampling_params=params, arrival_time=0.0)
+
+
+def test_tenant_comes_from_extra_args_with_a_default() -> None:
+    assert tenant_of(vreq("a", "acme", weight="2")) == ("acme", 2.0)
+    assert tenant_of(vreq("b", None)) == (DEFAULT_TENANT, 1.0)
+    assert tenant_of(vreq("c", "x", weight="junk")) == ("x", 1.0)
+
+
+def test_vtc_order_peek_is_stable_and_pop_hands_over_the_same_request() -> None:
+    queue = PolicyQueue(make_policy("vtc", {}), clock=lambda: 0.0)
+    for i in range(3):
+        queue.add_request(vreq(f"h{i}", "heavy", prompt=100))
+    queue.add_request(vreq("l0", "light", prompt=10))
+    head = queue.peek_request()
+    assert queue.peek_request() is head and len(queue) == 4
+    assert queue.pop_request() is head and len(queue) == 3
+    # after heavy's 100-token charge, light (counter lifted to 0, charged nothing yet) goes next
+    order = [head.request_id] + [queue.pop_request().request_id for _ in range(3)]
+    assert order[:2] in (["h0", "l0"], ["l0", "h0"]) and sorted(order) == ["h0", "h1", "h2", "l0"]
+    with pytest.raises(IndexError):
+        queue.peek_request()
+
+
+def test_prepend_head_is_a_no_op_and_preemption_refunds() -> None:
+    policy = make_policy("vtc", {})
+    queue = PolicyQueue(policy, clock=lambda: 0.0)
+    a = vreq("a", "c1", prompt=50)
+    queue.add_request(a)
+    head = queue.peek_request()
+    charged = policy.counters()["c1"]
+    assert charged == 50
+    queue.prepend_request(head)  # skipped this step: stays first, still charged
+    assert queue.peek_request() is head and policy.counters()["c1"] == 50
+    running = queue.pop_request()
+    queue.prepend_request(running)  # preempted: back to the policy, charge refunded
+    assert policy.counters()["c1"] == 0 and len(queue) == 1
+    assert queue.pop_request() is a
+
+
+def test_removing_waiting_requests_and_the_head_charges_nothing() -> None:
+    policy = make_policy("vtc", {})
+    queue = PolicyQueue(policy, clock=lambda: 0.0)
+    reqs = [vreq(f"r{i}", "c1", prompt=10) for i in range(3)]
+    for r in reqs:
+        queue.add_request(r)
+    head = queue.peek_request()
+    queue.remove_requests([head, reqs[2]])
+    assert len(queue) == 1 and policy.counters()["c1"] == 0
+    assert queue.pop_request() is reqs[1] and not queue
+    assert list(queue) == []
+
+
+def test_admission_control_rejections_are_handed_back() -> None:
+    queue = PolicyQueue(make_policy("rpm", {"limit": "1", "window_s": "60"}), clock=lambda: 0.0)
+    queue.add_request(vreq("a", "c1"))
+    queue.add_request(vreq("b", "c1"))
+    assert [r.request_id for r in queue.rejected] == ["b"] and len(queue) == 1
+
+
+def test_step_charging_splits_prefill_decode_and_context() -> None:
+    assert request_service(scheduled=8, computed_before=0, prompt_tokens=20) == (8, 0, 0)
+    assert request_service(scheduled=8, computed_before=16, prompt_tokens=20) == (4, 4, 16)
+    assert request_service(scheduled=1, computed_before=30, prompt_tokens=20) == (0, 1, 30)
+    progress = step_progress(
+        scheduled={"a": 8, "b": 1, "c": 1, "ghost": 5},
+        computed_after={"a": 8, "b": 31, "c": 11, "ghost": 5},
+        prompt_tokens={"a": 20, "b": 20, "c": 10, "ghost": 5},
+        clients={"a": "x", "b": "x", "c": "y"},
+        now_s=1.0,
+        step_time_s=0.02,
+        gpu_util=0.5,
+    )
+    assert progress.by_client["x"].prefill_tokens == 8 and progress.by_client["x"].decode_tokens == 1
+    assert progress.by_client["x"].context_tokens == 30 and progress.by_client["y"].decode_tokens == 1
+    assert set(progress.by_client) == {"x", "y"}
