@@ -96,6 +96,11 @@ def route_policy_params(
     return routed
 
 
+def make_policy_checked(name: str, params: Mapping[str, str]) -> None:
+    """Validate a policy name and its -P keys (a throwaway predictor satisfies equinox/vtc-pred)."""
+    make_policy(name, params, MovingAveragePredictor())
+
+
 def resolve_profile(name: str, engine_params: Sequence[str]) -> Profile:
     """A named profile, or a MoPE artifact folder: its fitted step-time model on the default profile."""
     base = calibrated_profile(Path(name)) if Path(name).is_dir() else get_profile(name)

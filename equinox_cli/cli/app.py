@@ -12,6 +12,7 @@ import typer
 from equinox_cli import __version__, api
 from equinox_cli.cli import learn
 from equinox_cli.cli import options as o
+from equinox_cli.cli import serve as serve_cmd
 from equinox_cli.cli.common import clean as _clean
 from equinox_cli.cli.common import err_console, out_console
 from equinox_cli.cli.common import warn as _warn
@@ -31,6 +32,10 @@ app = typer.Typer(
 traces_app = typer.Typer(no_args_is_help=True, help="Inspect and convert traces.")
 app.add_typer(traces_app, name="traces")
 app.command(epilog=learn.COLLECT_EPILOG)(learn.collect)
+app.command(
+    epilog=serve_cmd.SERVE_EPILOG,
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+)(serve_cmd.serve)
 app.command("train-mope", epilog=learn.TRAIN_EPILOG)(learn.train_mope)
 
 

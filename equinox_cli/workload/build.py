@@ -128,6 +128,7 @@ def build_workload(spec: WorkloadSpec) -> tuple[Workload, list[str]]:
         raise UserInputError("--time-scale and --rate must be > 0")
     if spec.source is None or (spec.source in SUITES and not Path(spec.source).exists()):
         frame = SUITES[name](spec.seed, spec.duration_s)
+        frame["arrival_s"] = frame["arrival_s"] / spec.time_scale
         if spec.tenants:
             frame["client_id"] = assign_clients(
                 frame, parse_tenant_rule(spec.tenants), spec.seed, name

