@@ -22,11 +22,11 @@ from equinox_cli.engines.sim.engine import SimEngine, apply_engine_args
 from equinox_cli.engines.sim.profiles import DEFAULT_PROFILE, Profile, get_profile
 from equinox_cli.metrics.summary import MetricsConfig, RunTables, summarize
 from equinox_cli.policies import NEEDS_PREDICTOR, POLICY_NAMES, make_policy
-from equinox_cli.predict.artifact import Artifact, load_artifact, read_manifest, save_artifact
-from equinox_cli.predict.baselines import MovingAveragePredictor, OraclePredictor
+from equinox_cli.predict.artifact import Artifact, read_manifest, save_artifact
+from equinox_cli.predict.baselines import MovingAveragePredictor
 from equinox_cli.predict.dataset import load_collected
 from equinox_cli.predict.evaluate import mae_ratio
-from equinox_cli.predict.online import ArtifactPredictor, NoPredictor
+from equinox_cli.predict.registry import predictor_from_spec
 from equinox_cli.predict.train import TrainConfig, TrainResult, train_mope
 from equinox_cli.report.collect import collected_requests, collected_steps, write_collected
 from equinox_cli.report.parquet import write_report
@@ -430,24 +430,7 @@ def _version_of(package: str) -> str:
 
 
 # --- predictors for replay ----------------------------------------------------------------------
-PREDICTOR_NAMES = ("moving-average", "oracle", "none")
-
-
 def make_predictor(spec: str, workload: Workload, cache: dict[Path, Artifact]) -> OutputPredictor:
-    """A fresh predictor: moving-average, oracle, none, a MoPE artifact PATH, or single:PATH."""
-    if spec == "moving-average":
-        return MovingAveragePredictor()
-    if spec == "oracle":
-        return OraclePredictor({it.request.request_id: it.output_tokens for it in workload.items})
-    if spec == "none":
-        return NoPredictor()
-    kind, sep, rest = spec.partition(":")
-    kind, path = (kind, Path(rest)) if sep and kind in ("mope", "single") else ("mope", Path(spec))
-    if not path.exists():
-        raise UserInputError(
-            f"--predictor {spec!r}: no such artifact folder; valid: {', '.join(PREDICTOR_NAMES)}, "
-            "PATH, mope:PATH, single:PATH"
-        )
-    if path not in cache:
-        cache[path] = load_artifact(path)
-    return ArtifactPredictor(cache[path], kind)
+    """A fresh predictor for one policy run (the oracle reads the workload's true lengths)."""
+    truth = {it.request.request_id: it.output_tokens for it in workload.items} if spec == "oracle" else None
+    return predictor_from_spec(spec, truth, cache)

@@ -21,35 +21,21 @@ from typing import Any
 from vllm.v1.core.sched.scheduler import Scheduler
 from vllm.v1.request import RequestStatus
 
-from equinox_cli.core.protocols import OutputPredictor, Policy
+from equinox_cli.core.protocols import Policy
 from equinox_cli.core.types import Completion
 from equinox_cli.engines.telemetry import best_sampler
 from equinox_cli.engines.vllm.charging import step_progress
 from equinox_cli.engines.vllm.queue import PolicyQueue
 from equinox_cli.policies import NEEDS_PREDICTOR, make_policy
-
-
-def _predictor(spec: str) -> OutputPredictor:
-    from pathlib import Path
-
-    from equinox_cli.predict.artifact import load_artifact
-    from equinox_cli.predict.baselines import MovingAveragePredictor
-    from equinox_cli.predict.online import ArtifactPredictor, NoPredictor
-
-    if spec == "moving-average":
-        return MovingAveragePredictor()
-    if spec == "none":
-        return NoPredictor()
-    kind, sep, rest = spec.partition(":")
-    kind, path = (kind, rest) if sep and kind in ("mope", "single") else ("mope", spec)
-    return ArtifactPredictor(load_artifact(Path(path)), kind)
+from equinox_cli.predict.registry import predictor_from_spec
 
 
 def policy_from_env() -> Policy:
     name = os.environ.get("EQUINOX_POLICY", "equinox")
     params = {str(k): str(v) for k, v in json.loads(os.environ.get("EQUINOX_PARAMS", "{}")).items()}
     spec = os.environ.get("EQUINOX_PREDICTOR", "moving-average")
-    return make_policy(name, params, _predictor(spec) if name in NEEDS_PREDICTOR else None)
+    predictor = predictor_from_spec(spec, None, {}) if name in NEEDS_PREDICTOR else None
+    return make_policy(name, params, predictor)
 
 
 class EquinoxScheduler(Scheduler):
@@ -65,7 +51,7 @@ class EquinoxScheduler(Scheduler):
     def add_request(self, request: Any) -> None:
         super().add_request(request)
         queue: PolicyQueue = self.waiting
-        eq = queue._requests.get(request.request_id)
+        eq = queue.request_of(request.request_id)
         if eq is not None:
             self._eq_clients[request.request_id] = eq.client_id
             self._eq_prompt[request.request_id] = eq.prompt_tokens
@@ -109,7 +95,7 @@ class EquinoxScheduler(Scheduler):
 
     def _free_request(self, request: Any, delay_free_blocks: bool = False) -> Any:
         queue: PolicyQueue = self.waiting
-        eq = queue.add_finished(request.request_id)
+        eq = queue.forget(request.request_id)
         self._eq_clients.pop(request.request_id, None)
         self._eq_prompt.pop(request.request_id, None)
         if eq is not None:

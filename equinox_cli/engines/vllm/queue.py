@@ -95,8 +95,12 @@ class PolicyQueue:
         for vreq in requests:
             self.prepend_request(vreq)
 
-    def add_finished(self, request_id: str) -> Request | None:
-        """The Equinox request of a request that left the engine (for on_finish), forgotten here."""
+    def request_of(self, request_id: str) -> Request | None:
+        """The Equinox request behind a vLLM request id (None if unknown)."""
+        return self._requests.get(request_id)
+
+    def forget(self, request_id: str) -> Request | None:
+        """A request left the engine: return its Equinox request (for on_finish) and drop it."""
         return self._requests.pop(request_id, None)
 
     def remove_request(self, vreq: Any) -> None:
