@@ -43,9 +43,11 @@ def test_streams_are_timed_and_lengths_checked() -> None:
     body = behaviour.seen[0]
     assert body["min_tokens"] == body["max_tokens"] == 5 and body["ignore_eos"] is True
     assert len(body["prompt"]) == 8  # type: ignore[arg-type]
-    assert {json.dumps(b["vllm_xargs"]) for b in behaviour.seen} >= {
-        json.dumps({"equinox_client": "c0", "equinox_weight": 1.0})
-    }
+    xargs = {b["vllm_xargs"]["equinox_request"]: b["vllm_xargs"] for b in behaviour.seen}  # type: ignore[index]
+    assert {x["equinox_client"] for x in xargs.values()} == {"c0", "c1"}
+    assert set(xargs) == {it.request.request_id for it in workload.items}
+    prompts = {json.dumps(b["prompt"]) for b in behaviour.seen}
+    assert len(prompts) == 6  # distinct token ids per request: no accidental prefix-cache hits
     assert behaviour.auth.count("Bearer key-a") == 3 and behaviour.auth.count(None) == 3
 
 

@@ -77,12 +77,13 @@ def test_admission_control_rejections_are_handed_back() -> None:
 
 
 def test_step_charging_splits_prefill_decode_and_context() -> None:
-    assert request_service(scheduled=8, computed_before=0, prompt_tokens=20) == (8, 0, 0)
-    assert request_service(scheduled=8, computed_before=16, prompt_tokens=20) == (4, 4, 16)
-    assert request_service(scheduled=1, computed_before=30, prompt_tokens=20) == (0, 1, 30)
+    assert request_service(scheduled=8, computed_before=0, prompt_tokens=20) == (8, 0)
+    assert request_service(scheduled=8, computed_before=16, prompt_tokens=20) == (4, 16)
+    assert request_service(scheduled=1, computed_before=30, prompt_tokens=20) == (0, 30)
     progress = step_progress(
         scheduled={"a": 8, "b": 1, "c": 1, "ghost": 5},
-        computed_after={"a": 8, "b": 31, "c": 11, "ghost": 5},
+        computed_before={"a": 0, "b": 30, "c": 10, "ghost": 0},
+        generated={"a": 0, "b": 1, "c": 1, "ghost": 1},
         prompt_tokens={"a": 20, "b": 20, "c": 10, "ghost": 5},
         clients={"a": "x", "b": "x", "c": "y"},
         now_s=1.0,
@@ -91,4 +92,5 @@ def test_step_charging_splits_prefill_decode_and_context() -> None:
     )
     assert progress.by_client["x"].prefill_tokens == 8 and progress.by_client["x"].decode_tokens == 1
     assert progress.by_client["x"].context_tokens == 30 and progress.by_client["y"].decode_tokens == 1
+    assert progress.by_client["y"].prefill_tokens == 0
     assert set(progress.by_client) == {"x", "y"}

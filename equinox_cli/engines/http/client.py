@@ -11,15 +11,25 @@ from __future__ import annotations
 
 import asyncio
 import time
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import aiohttp
+import numpy as np
 
 from equinox_cli.core.types import Workload, WorkloadItem
 from equinox_cli.engines.http.stream import StreamError, parse_line
 
-PROMPT_TOKEN_ID = 100  # prompts are sent as token ids: exact lengths, no tokenizer needed
+# Prompts are sent as token ids (exact lengths, no tokenizer needed), drawn per request from a
+# seed of its id: distinct prompts, so the server's prefix cache does not turn prefill into hits,
+# and the same ids on every replay. The range fits any vocabulary (the tiny model has 512 ids).
+PROMPT_TOKEN_RANGE = (10, 500)
+
+
+def prompt_token_ids(request_id: str, n: int) -> list[int]:
+    rng = np.random.default_rng(zlib.crc32(request_id.encode()))
+    return rng.integers(*PROMPT_TOKEN_RANGE, size=n).tolist()
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,7 +64,7 @@ def request_body(item: WorkloadItem, model: str) -> dict[str, object]:
     request = item.request
     return {
         "model": model,
-        "prompt": [PROMPT_TOKEN_ID] * request.prompt_tokens,
+        "prompt": prompt_token_ids(request.request_id, request.prompt_tokens),
         "max_tokens": item.output_tokens,
         "min_tokens": item.output_tokens,
         "ignore_eos": True,
@@ -62,7 +72,11 @@ def request_body(item: WorkloadItem, model: str) -> dict[str, object]:
         "stream": True,
         "stream_options": {"include_usage": True},
         "user": request.client_id,
-        "vllm_xargs": {"equinox_client": request.client_id, "equinox_weight": request.weight},
+        "vllm_xargs": {
+            "equinox_client": request.client_id,
+            "equinox_weight": request.weight,
+            "equinox_request": request.request_id,  # joins the plug-in's log rows to ours
+        },
     }
 
 

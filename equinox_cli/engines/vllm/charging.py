@@ -1,10 +1,14 @@
-"""What one vLLM step gave each client, from the tokens it scheduled per request.
+"""What one vLLM step gave each client: prefill and context from the tokens it scheduled per
+request, decode from the tokens it generated.
 
-vLLM advances `num_computed_tokens` when it schedules, so the tokens computed before the step are
-`num_computed_tokens − scheduled`. A request's scheduled tokens are prefill while they cover its
-prompt (a resumed, preempted request re-prefills its prompt and output so far: that counts as
-prefill too, capped at the prompt here), decode after; the context it attended is what was computed
-before the step.
+vLLM advances `num_computed_tokens` when it schedules, so the plug-in reads the tokens computed
+before the step right after schedule() as `num_computed_tokens − scheduled` (with async scheduling
+the next schedule() may run before this step's output is processed). A request's scheduled tokens
+are prefill while they cover its prompt; a resumed, preempted request re-prefills its prompt (charged
+again: the engine did that work again) and recomputes its output so far (not charged: it generated
+nothing new). Decode service is the tokens the step generated, read from `num_output_tokens`, so the
+first token (sampled in the prefill step) counts like every other. The context a request attended
+is what was computed before the step.
 """
 
 from __future__ import annotations
@@ -14,15 +18,15 @@ from collections.abc import Mapping
 from equinox_cli.core.types import ClientStepService, Progress
 
 
-def request_service(scheduled: int, computed_before: int, prompt_tokens: int) -> tuple[int, int, int]:
-    """(prefill, decode, context) tokens of one request in one step."""
-    prefill = min(scheduled, max(0, prompt_tokens - computed_before))
-    return prefill, scheduled - prefill, computed_before
+def request_service(scheduled: int, computed_before: int, prompt_tokens: int) -> tuple[int, int]:
+    """(prefill, context) tokens of one request in one step."""
+    return min(scheduled, max(0, prompt_tokens - computed_before)), computed_before
 
 
 def step_progress(
     scheduled: Mapping[str, int],
-    computed_after: Mapping[str, int],
+    computed_before: Mapping[str, int],
+    generated: Mapping[str, int],
     prompt_tokens: Mapping[str, int],
     clients: Mapping[str, str],
     now_s: float,
@@ -35,10 +39,10 @@ def step_progress(
         client = clients.get(rid)
         if client is None or n <= 0:
             continue
-        prefill, decode, context = request_service(n, computed_after[rid] - n, prompt_tokens[rid])
+        prefill, context = request_service(n, computed_before[rid], prompt_tokens[rid])
         entry = totals.setdefault(client, [0, 0, 0])
         entry[0] += prefill
-        entry[1] += decode
+        entry[1] += generated.get(rid, 0)
         entry[2] += context
     by_client = {c: ClientStepService(p, d, k) for c, (p, d, k) in totals.items()}
     return Progress(now_s, step_time_s, gpu_util, by_client)

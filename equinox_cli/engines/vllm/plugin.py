@@ -1,31 +1,39 @@
 """EquinoxScheduler: vLLM's v1 Scheduler with an Equinox policy in place of its waiting queue.
 
 Loaded by vLLM in the EngineCore process through `--scheduler-cls
-equinox_cli.engines.vllm.plugin.EquinoxScheduler`; configured by environment variables that
-`equinox serve` sets (the engine process inherits them):
+equinox_cli.engines.vllm.plugin.EquinoxScheduler` (or `EquinoxAsyncScheduler`, the same hooks over
+vLLM's AsyncScheduler, for engines that schedule step N+1 while step N runs); configured by
+environment variables that `equinox serve` sets (the engine process inherits them):
   EQUINOX_POLICY      equinox | vtc | vtc-pred | lcf | fcfs | rpm (default equinox)
   EQUINOX_PARAMS      JSON object of -P key=value pairs
   EQUINOX_PREDICTOR   moving-average (default), none, or a MoPE artifact folder
-vLLM's own schedule() runs unchanged: this class only swaps the queue, charges each step's
-scheduled tokens to the policy after the model ran (with the measured step time and utilisation),
-and forwards finishes and aborts.
+  EQUINOX_LOG_DIR     if set: per-step and per-request JSON lines (recorder.py) go there
+vLLM's own schedule() runs unchanged: this class only swaps the waiting queue (`kv_holding_waiting`
+stays vLLM's: it holds only requests that already own KV blocks, and vLLM drains it first), charges
+each step's scheduled tokens to the policy once the model ran (with the measured step time and
+utilisation), and forwards finishes and aborts.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import time
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+from vllm.v1.core.sched.async_scheduler import AsyncScheduler
 from vllm.v1.core.sched.scheduler import Scheduler
 from vllm.v1.request import RequestStatus
 
 from equinox_cli.core.protocols import Policy
 from equinox_cli.core.types import Completion
 from equinox_cli.engines.telemetry import best_sampler
-from equinox_cli.engines.vllm.charging import step_progress
+from equinox_cli.engines.vllm.charging import request_service, step_progress
 from equinox_cli.engines.vllm.queue import PolicyQueue
+from equinox_cli.engines.vllm.recorder import EngineLog, EngineState, RequestTrack
 from equinox_cli.policies import NEEDS_PREDICTOR, make_policy
 from equinox_cli.predict.registry import predictor_from_spec
 
@@ -38,6 +46,19 @@ def policy_from_env() -> Policy:
     return make_policy(name, params, predictor)
 
 
+@dataclass(slots=True)
+class _Step:
+    """One scheduled step, kept from schedule() until its output comes back."""
+
+    start_s: float
+    scheduled: dict[str, int]
+    computed_before: dict[str, int]
+    running: int
+    waiting: int
+    kv_used_blocks: int
+    preempted: int
+
+
 class EquinoxScheduler(Scheduler):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -46,8 +67,14 @@ class EquinoxScheduler(Scheduler):
         self._eq_sampler = best_sampler()
         self._eq_clients: dict[str, str] = {}
         self._eq_prompt: dict[str, int] = {}
-        self._eq_step: tuple[float, dict[str, int]] | None = None
+        self._eq_steps: dict[int, _Step] = {}  # id(scheduler output) → step (two in flight if async)
+        log_dir = os.environ.get("EQUINOX_LOG_DIR")
+        self._eq_log = EngineLog(Path(log_dir)) if log_dir else None
+        self._eq_tracks: dict[str, RequestTrack] = {}
+        self._eq_outputs: dict[str, int] = {}  # request id → output tokens already charged
+        self._eq_final: dict[str, int] = {}  # output tokens of requests freed in this update
 
+    # --- vLLM hooks -------------------------------------------------------------------------
     def add_request(self, request: Any) -> None:
         super().add_request(request)
         queue: PolicyQueue = self.waiting
@@ -55,6 +82,15 @@ class EquinoxScheduler(Scheduler):
         if eq is not None:
             self._eq_clients[request.request_id] = eq.client_id
             self._eq_prompt[request.request_id] = eq.prompt_tokens
+            if self._eq_log is not None:
+                self._eq_tracks[request.request_id] = RequestTrack(
+                    _client_request_id(request),
+                    eq.client_id,
+                    time.monotonic(),
+                    eq.prompt_tokens,
+                    eq.max_tokens,
+                    self._eq_state(),
+                )
         if queue.rejected:  # admission control (RPM): abort, never queue
             rejected = [r.request_id for r in queue.rejected]
             queue.rejected.clear()
@@ -63,45 +99,149 @@ class EquinoxScheduler(Scheduler):
     def schedule(self, *args: Any, **kwargs: Any) -> Any:
         start = time.monotonic()
         output = super().schedule(*args, **kwargs)
-        self._eq_step = (start, dict(output.num_scheduled_tokens))
+        scheduled = dict(output.num_scheduled_tokens)
+        before = {rid: self._computed(rid, n) - n for rid, n in scheduled.items()}
+        self._eq_steps[id(output)] = _Step(
+            start,
+            scheduled,
+            before,
+            len(self.running),
+            len(self.waiting) + len(self.kv_holding_waiting),
+            self._kv_used_blocks(),
+            len(getattr(output, "preempted_req_ids", None) or ()),
+        )
+        if self._eq_log is not None:
+            self._eq_note_admissions(scheduled, start)
         return output
 
     def update_from_output(self, scheduler_output: Any, model_runner_output: Any) -> Any:
         result = super().update_from_output(scheduler_output, model_runner_output)
-        if self._eq_step is not None:
-            start, scheduled = self._eq_step
-            self._eq_step = None
-            end = time.monotonic()
-            record = getattr(self._eq_sampler, "record_step", None)
-            if record is not None:
-                record(start, end)
-            computed = {rid: self._computed(rid, n) for rid, n in scheduled.items()}
-            progress = step_progress(
-                scheduled,
-                computed,
-                self._eq_prompt,
-                self._eq_clients,
-                end,
-                end - start,
-                self._eq_sampler.sample(),
-            )
-            if progress.by_client:
-                self.equinox_policy.on_progress(progress)
+        step = self._eq_steps.pop(id(scheduler_output), None)
+        if step is not None:
+            self._eq_charge(step, time.monotonic())
+        for rid in self._eq_final:
+            self._eq_clients.pop(rid, None)
+            self._eq_prompt.pop(rid, None)
+            self._eq_outputs.pop(rid, None)
+        self._eq_final.clear()
         return result
+
+    def _free_request(self, request: Any, delay_free_blocks: bool = False) -> Any:
+        queue: PolicyQueue = self.waiting
+        rid = request.request_id
+        eq = queue.forget(rid)
+        self._eq_final[rid] = int(request.num_output_tokens)  # its last step is charged after this
+        status = "finished" if request.status != RequestStatus.FINISHED_ABORTED else "aborted"
+        now = time.monotonic()
+        if eq is not None:
+            self.equinox_policy.on_finish(
+                Completion(eq, status, int(request.num_output_tokens), now, None, None, 0)  # type: ignore[arg-type]
+            )
+        track = self._eq_tracks.pop(rid, None)
+        if track is not None and self._eq_log is not None:
+            if math.isnan(track.first_token_s) and request.num_output_tokens > 0:
+                track.first_token_s = now
+            self._eq_log.request(
+                track, status, int(request.num_output_tokens), now, int(request.num_preemptions)
+            )
+        return super()._free_request(request, delay_free_blocks)
+
+    # --- Equinox bookkeeping ------------------------------------------------------------------
+    def _eq_charge(self, step: _Step, end_s: float) -> None:
+        record = getattr(self._eq_sampler, "record_step", None)
+        if record is not None:
+            record(step.start_s, end_s)
+        util = self._eq_sampler.sample()
+        generated = self._eq_generated(step.scheduled)
+        progress = step_progress(
+            step.scheduled,
+            step.computed_before,
+            generated,
+            self._eq_prompt,
+            self._eq_clients,
+            end_s,
+            end_s - step.start_s,
+            util,
+        )
+        if progress.by_client:
+            self.equinox_policy.on_progress(progress)
+        if self._eq_log is not None:
+            self._eq_note_first_tokens(step.scheduled, end_s)
+            self._eq_log_step(step, end_s, util, generated)
+
+    def _eq_generated(self, scheduled: dict[str, int]) -> dict[str, int]:
+        """Output tokens each request of the step gained since it was last charged."""
+        generated = {}
+        for rid in scheduled:
+            request = self.requests.get(rid)
+            if request is not None:
+                now = int(request.num_output_tokens)
+                generated[rid] = now - self._eq_outputs.get(rid, 0)
+                self._eq_outputs[rid] = now
+            elif rid in self._eq_final:  # finished in this update: freed already
+                generated[rid] = self._eq_final[rid] - self._eq_outputs.get(rid, 0)
+        return generated
+
+    def _eq_log_step(self, step: _Step, end_s: float, util: float, generated: dict[str, int]) -> None:
+        assert self._eq_log is not None
+        prefill = context = 0
+        for rid, n in step.scheduled.items():
+            p, k = request_service(n, step.computed_before[rid], self._eq_prompt.get(rid, 0))
+            prefill, context = prefill + p, context + k
+        decode = sum(1 for g in generated.values() if g > 0)  # sequences that produced a token
+        step_time = end_s - step.start_s
+        self._eq_log.step(
+            {
+                "start_s": self._eq_log.rel(step.start_s),
+                "step_time_s": step_time,
+                "prefill_tokens": prefill,
+                "decode_seqs": decode,
+                "context_tokens": context,
+                "running": step.running,
+                "waiting": step.waiting,
+                "kv_used_blocks": step.kv_used_blocks,
+                "kv_total_blocks": self._kv_total_blocks(),
+                "gpu_util": util,
+                "preempted": step.preempted,
+                "throughput_tokens_per_s": (prefill + decode) / step_time if step_time > 0 else None,
+            }
+        )
+
+    def _eq_note_admissions(self, scheduled: dict[str, int], now_s: float) -> None:
+        for rid in scheduled:
+            track = self._eq_tracks.get(rid)
+            if track is not None and track.at_admit is None:
+                track.admitted_s, track.at_admit = now_s, self._eq_state()
+
+    def _eq_note_first_tokens(self, scheduled: dict[str, int], now_s: float) -> None:
+        for rid in scheduled:
+            track, request = self._eq_tracks.get(rid), self.requests.get(rid)
+            waiting_first = track is not None and math.isnan(track.first_token_s)
+            if waiting_first and request is not None and request.num_output_tokens > 0:
+                track.first_token_s = now_s  # type: ignore[union-attr]
+
+    def _eq_state(self) -> EngineState:
+        total = self._kv_total_blocks()
+        used = self._kv_used_blocks()
+        waiting = len(self.waiting) + len(self.kv_holding_waiting)
+        return EngineState(len(self.running), waiting, used / total if total else 0.0)
+
+    def _kv_total_blocks(self) -> int:
+        return int(self.kv_cache_manager.block_pool.num_gpu_blocks)
+
+    def _kv_used_blocks(self) -> int:
+        pool = self.kv_cache_manager.block_pool
+        return int(pool.num_gpu_blocks - pool.get_num_free_blocks())
 
     def _computed(self, request_id: str, scheduled: int) -> int:
         request = self.requests.get(request_id)
         return int(request.num_computed_tokens) if request is not None else scheduled
 
-    def _free_request(self, request: Any, delay_free_blocks: bool = False) -> Any:
-        queue: PolicyQueue = self.waiting
-        eq = queue.forget(request.request_id)
-        self._eq_clients.pop(request.request_id, None)
-        self._eq_prompt.pop(request.request_id, None)
-        if eq is not None:
-            status = "finished" if request.status != RequestStatus.FINISHED_ABORTED else "aborted"
-            now = time.monotonic()
-            self.equinox_policy.on_finish(
-                Completion(eq, status, int(request.num_output_tokens), now, None, None, 0)  # type: ignore[arg-type]
-            )
-        return super()._free_request(request, delay_free_blocks)
+
+class EquinoxAsyncScheduler(EquinoxScheduler, AsyncScheduler):
+    """The same hooks over vLLM's AsyncScheduler (MRO: these hooks, then AsyncScheduler's)."""
+
+
+def _client_request_id(request: Any) -> str:
+    extra = getattr(request.sampling_params, "extra_args", None) or {}
+    return str(extra.get("equinox_request") or request.request_id)
