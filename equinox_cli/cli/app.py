@@ -84,10 +84,13 @@ def replay(
         typer.Option("--out", help="Report folder (default: a new folder under reports/)."),
     ] = None,
     model: o.ModelOpt = "equinox",
-    max_concurrency: o.ConcurrencyOpt = 256,
+    max_concurrency: o.ConcurrencyOpt = 2048,
     request_timeout: o.RequestTimeoutOpt = 300.0,
     deadline: o.DeadlineOpt = None,
     api_keys: o.ApiKeysOpt = None,
+    vllm_model: o.VllmModelOpt = None,
+    vllm_python: o.VllmPythonOpt = sys.executable,
+    vllm_arg: o.VllmArgOpt = None,
     as_json: o.JsonOpt = False,
     fmt: o.FormatOpt = None,
     tenants: o.TenantsOpt = None,
@@ -118,6 +121,7 @@ def replay(
         engine_params=tuple(engine_param or ()),
         predictor=predictor,
         http=o.http_options(model, max_concurrency, request_timeout, deadline, api_keys),
+        vllm=o.vllm_options(vllm_model, vllm_python, vllm_arg),
         out=out,
     )
     observer = None if as_json or not err_console.is_terminal else RichProgressObserver(err_console)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -44,10 +45,13 @@ def collect(
         Path | None, typer.Option("--out", help="Output folder (default: a new folder under traces/).")
     ] = None,
     model: o.ModelOpt = "equinox",
-    max_concurrency: o.ConcurrencyOpt = 256,
+    max_concurrency: o.ConcurrencyOpt = 2048,
     request_timeout: o.RequestTimeoutOpt = 300.0,
     deadline: o.DeadlineOpt = None,
     api_keys: o.ApiKeysOpt = None,
+    vllm_model: o.VllmModelOpt = None,
+    vllm_python: o.VllmPythonOpt = sys.executable,
+    vllm_arg: o.VllmArgOpt = None,
     as_json: o.JsonOpt = False,
     fmt: o.FormatOpt = None,
     tenants: o.TenantsOpt = None,
@@ -70,6 +74,7 @@ def collect(
         policy_params=tuple(param or ()),
         engine_params=tuple(engine_param or ()),
         http=o.http_options(model, max_concurrency, request_timeout, deadline, api_keys),
+        vllm=o.vllm_options(vllm_model, vllm_python, vllm_arg),
         out=out,
     )
     observer = None if as_json or not err_console.is_terminal else RichProgressObserver(err_console)

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from equinox_cli.api import HttpOptions
+from equinox_cli.api import HttpOptions, VllmOptions
 from equinox_cli.workload.build import WorkloadSpec
 
 WorkloadArg = Annotated[
@@ -61,12 +61,18 @@ EngineOpt = Annotated[
     str,
     typer.Option(
         "--engine",
-        help="sim (the built-in simulator) or http://HOST:PORT (a live OpenAI-compatible server).",
+        help="sim (the built-in simulator), vllm (start a local vLLM server per policy) or "
+        "http://HOST:PORT (a live OpenAI-compatible server).",
     ),
 ]
 ModelOpt = Annotated[str, typer.Option("--model", help="http engine: model name sent in each request.")]
 ConcurrencyOpt = Annotated[
-    int, typer.Option("--max-concurrency", help="http engine: most requests in flight at once.")
+    int,
+    typer.Option(
+        "--max-concurrency",
+        help="http/vllm engine: most requests in flight at once. Keep it above the server's backlog: "
+        "requests held back here wait in first-come order, outside the policy under test.",
+    ),
 ]
 RequestTimeoutOpt = Annotated[
     float, typer.Option("--request-timeout", help="http engine: seconds one request may take.")
@@ -80,6 +86,21 @@ DeadlineOpt = Annotated[
 ApiKeysOpt = Annotated[
     Path | None,
     typer.Option("--api-keys", help="http engine: JSON file {client_id: API key} sent as Bearer tokens."),
+]
+VllmModelOpt = Annotated[
+    Path | None,
+    typer.Option("--vllm-model", help="vllm engine: model folder (default: the tiny random-weight model)."),
+]
+VllmPythonOpt = Annotated[
+    str, typer.Option("--vllm-python", help="vllm engine: Python interpreter that has vllm installed.")
+]
+VllmArgOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--vllm-arg",
+        help="vllm engine: argument for the vLLM server, repeatable (--vllm-arg=--max-num-seqs=64). "
+        "Default: --enforce-eager.",
+    ),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON instead of tables.")]
 
@@ -114,3 +135,7 @@ def workload_spec(
         start_s=start,
         tokenizer=tokenizer,
     )
+
+
+def vllm_options(model: Path | None, python: str, args: list[str] | None) -> VllmOptions:
+    return VllmOptions(model=model, python=python, server_args=tuple(args) if args else ("--enforce-eager",))

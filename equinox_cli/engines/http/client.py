@@ -37,7 +37,7 @@ class HttpConfig:
     base_url: str
     model: str = "default"
     api_keys: dict[str, str] = field(default_factory=dict)  # client_id → API key
-    max_concurrency: int = 256
+    max_concurrency: int = 2048
     request_timeout_s: float = 300.0
     deadline_s: float | None = None  # global: after it, in-flight requests time out, the rest are not sent
     start_lead_s: float = 0.05  # time to set up before the first send

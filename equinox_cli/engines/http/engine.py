@@ -70,16 +70,19 @@ class HttpEngine:
         outcomes = replay_http(workload, self.config, on_done)
         if observer:
             observer.on_end(policy.name)
-        rows = [_row(o) for o in outcomes]
-        columns = (*REQUEST_COLUMNS, *HTTP_COLUMNS)
-        requests = {c: [row[c] for row in rows] for c in columns}
-        return RunResult(
-            policy=policy.name,
-            requests=requests,
-            steps={c: [] for c in STEP_COLUMNS},
-            counters={"time_s": [], "client_id": [], "counter": [], "backlogged": []},
-            config={"base_url": self.config.base_url, "model": self.config.model},
-        )
+        return http_result(policy.name, outcomes, self.config)
+
+
+def http_result(policy: str, outcomes: list[Outcome], config: HttpConfig) -> RunResult:
+    rows = [_row(o) for o in outcomes]
+    columns = (*REQUEST_COLUMNS, *HTTP_COLUMNS)
+    return RunResult(
+        policy=policy,
+        requests={c: [row[c] for row in rows] for c in columns},
+        steps={c: [] for c in STEP_COLUMNS},
+        counters={"time_s": [], "client_id": [], "counter": [], "backlogged": []},
+        config={"base_url": config.base_url, "model": config.model},
+    )
 
 
 def rate_report(requests_sent_s: list[float], intended_s: list[float]) -> dict[str, float]:

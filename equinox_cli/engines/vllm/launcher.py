@@ -20,8 +20,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from equinox_cli.core.errors import UserInputError
+from equinox_cli.engines.vllm.tenants import load_tenant_map
 
 SCHEDULER_CLS = "equinox_cli.engines.vllm.plugin.EquinoxScheduler"
+ASYNC_SCHEDULER_CLS = "equinox_cli.engines.vllm.plugin.EquinoxAsyncScheduler"
+MIDDLEWARE = "equinox_cli.engines.vllm.tenants.TenantMiddleware"
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,9 +37,12 @@ class ServeConfig:
     port: int = 8000
     served_model_name: str = "equinox"
     python: str = sys.executable  # the interpreter that has vllm installed
-    kv_cache_gib: float = 1.0  # VLLM_CPU_KVCACHE_SPACE on a CPU build
+    kv_cache_gib: int = 1  # VLLM_CPU_KVCACHE_SPACE on a CPU build (vLLM reads a whole number)
     extra_args: Sequence[str] = ()
-    log_path: Path | None = None
+    log_path: Path | None = None  # the server's stdout and stderr
+    tenant_map: Path | None = None  # API key → tenant (tenants.py); unknown keys get 401
+    engine_log_dir: Path | None = None  # the plug-in's per-step and per-request rows (recorder.py)
+    async_scheduling: bool | None = None  # None: async except on a CPU build (vLLM turns it off there)
 
 
 def server_argv(config: ServeConfig) -> list[str]:
@@ -53,9 +59,26 @@ def server_argv(config: ServeConfig) -> list[str]:
         "--port",
         str(config.port),
         "--scheduler-cls",
-        SCHEDULER_CLS,
+        ASYNC_SCHEDULER_CLS if uses_async(config) else SCHEDULER_CLS,
+        "--middleware",
+        MIDDLEWARE,
         *config.extra_args,
     ]
+
+
+def uses_async(config: ServeConfig) -> bool:
+    """vLLM's async scheduling (step N+1 scheduled while N runs) unless off or on a CPU build."""
+    if "--no-async-scheduling" in config.extra_args:
+        return False
+    if config.async_scheduling is not None:
+        return config.async_scheduling
+    return not is_cpu_build(config.python)
+
+
+def is_cpu_build(python: str) -> bool:
+    """Whether `python` has the vllm-cpu distribution (whose platform forces sync scheduling)."""
+    code = "import importlib.metadata as m; m.version('vllm-cpu')"
+    return subprocess.run([python, "-c", code], capture_output=True, check=False).returncode == 0
 
 
 def server_env(config: ServeConfig) -> dict[str, str]:
@@ -65,21 +88,36 @@ def server_env(config: ServeConfig) -> dict[str, str]:
         EQUINOX_PARAMS=json.dumps(dict(config.params)),
         EQUINOX_PREDICTOR=config.predictor,
     )
-    env.setdefault("VLLM_CPU_KVCACHE_SPACE", f"{config.kv_cache_gib:g}")
+    env.setdefault("VLLM_CPU_KVCACHE_SPACE", str(config.kv_cache_gib))
+    for key, path in (("EQUINOX_TENANT_MAP", config.tenant_map), ("EQUINOX_LOG_DIR", config.engine_log_dir)):
+        if path is not None:
+            env[key] = str(path.resolve())
+        else:
+            env.pop(key, None)
     return env
 
 
 def check_startable(config: ServeConfig) -> None:
     """The mistakes a user can fix, found before a minute-long start: model path, port."""
-    if not (config.model / "config.json").exists():
-        raise UserInputError(f"{config.model}: no config.json (not a model folder); try --tiny-model")
+    if config.tenant_map is not None:
+        load_tenant_map(config.tenant_map)
+    if config.kv_cache_gib < 1:
+        raise UserInputError(f"--kv-cache-gib {config.kv_cache_gib}: must be a whole number >= 1")
+    check_model_folder(config.model)
     with socket.socket() as probe:
+        # as the server will: a port in TIME_WAIT is free to it; one with a listener is not
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind((config.host, config.port))
         except OSError as exc:
             raise UserInputError(
                 f"{config.host}:{config.port}: port not available ({exc.strerror})"
             ) from None
+
+
+def check_model_folder(model: Path) -> None:
+    if not (model / "config.json").exists():
+        raise UserInputError(f"{model}: no config.json (not a model folder); try the tiny model")
 
 
 def healthy(base_url: str, timeout_s: float = 2.0) -> bool:
@@ -114,12 +152,28 @@ def start_server(config: ServeConfig, startup_timeout_s: float = 600.0) -> Serve
     )
     server = Server(process, f"http://{config.host}:{config.port}")
     deadline = time.monotonic() + startup_timeout_s
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            where = f"; see {config.log_path}" if config.log_path else ""
-            raise UserInputError(f"the vLLM server exited during start-up (code {process.returncode}){where}")
-        if healthy(server.base_url):
-            return server
-        time.sleep(1.0)
+    try:
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                where = f"; see {config.log_path}" if config.log_path else ""
+                raise UserInputError(
+                    f"the vLLM server exited during start-up (code {process.returncode}){where}"
+                )
+            if healthy(server.base_url):
+                return server
+            time.sleep(1.0)
+    except BaseException:  # Ctrl-C or SIGTERM while waiting: never leave the server behind
+        server.stop()
+        raise
     server.stop()
     raise UserInputError(f"the vLLM server was not healthy after {startup_timeout_s:g} s")
+
+
+def tiny_model_path(python: str) -> Path:
+    """Build (once, cached) the tiny random-weight model with the interpreter that has torch."""
+    code = "from equinox_cli.engines.vllm.tiny_model import build_tiny_model; print(build_tiny_model())"
+    proc = subprocess.run([python, "-c", code], capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        last = (proc.stderr.strip().splitlines() or ["unknown error"])[-1]
+        raise UserInputError(f"could not build the tiny model with {python} (needs the vllm extra): {last}")
+    return Path(proc.stdout.strip().splitlines()[-1])

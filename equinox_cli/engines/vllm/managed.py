@@ -1,0 +1,125 @@
+"""`--engine vllm`: start a vLLM server with the policy, replay over HTTP, stop it; once per policy.
+
+The policy lives in the server's engine process, so every policy of a replay gets a fresh server
+(a fair comparison: same model, same KV cache, empty queues). The plug-in logs each step and
+request (EQUINOX_LOG_DIR); those rows become the run's step table and fill the engine-side request
+columns (preemptions, queue and KV state at arrival and admission) that a client cannot see.
+Never imports vllm: the server is a child process.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import socket
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from equinox_cli.core.errors import UserInputError
+from equinox_cli.core.protocols import Policy, RunObserver
+from equinox_cli.core.types import RunResult, Workload
+from equinox_cli.engines.http.client import HttpConfig, Outcome
+from equinox_cli.engines.http.engine import HttpEngine, http_result
+from equinox_cli.engines.sim.engine import STEP_COLUMNS
+from equinox_cli.engines.vllm.launcher import ServeConfig, start_server
+from equinox_cli.engines.vllm.recorder import REQUESTS_FILE, STEPS_FILE
+
+ENGINE_REQUEST_COLUMNS = (
+    "preemptions",
+    "running_at_arrival",
+    "waiting_at_arrival",
+    "kv_used_frac_at_arrival",
+    "running_at_admit",
+    "waiting_at_admit",
+    "kv_used_frac_at_admit",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ManagedServer:
+    """How to start the server for each policy."""
+
+    model: Path
+    logs_dir: Path  # server output and the plug-in's rows, one subfolder per policy
+    python: str = sys.executable
+    kv_cache_gib: int = 1
+    server_args: tuple[str, ...] = ("--enforce-eager",)
+    predictor: str = "moving-average"
+    params: Mapping[str, Mapping[str, str]] = field(default_factory=dict)  # policy → -P pairs
+    startup_timeout_s: float = 600.0
+
+
+class ManagedVllmEngine:
+    def __init__(self, server: ManagedServer, http: HttpConfig) -> None:
+        self.server = server
+        self.http = http  # base_url is replaced by each server's own
+
+    def run(self, workload: Workload, policy: Policy, observer: RunObserver | None = None) -> RunResult:
+        logs = self.server.logs_dir / policy.name
+        config = ServeConfig(
+            model=self.server.model,
+            policy=policy.name,
+            params=self.server.params.get(policy.name, {}),
+            predictor=self.server.predictor,
+            port=free_port(),
+            python=self.server.python,
+            kv_cache_gib=self.server.kv_cache_gib,
+            extra_args=self.server.server_args,
+            log_path=logs / "server.log",
+            engine_log_dir=logs,
+        )
+        logs.mkdir(parents=True, exist_ok=True)
+        try:
+            server = start_server(config, self.server.startup_timeout_s)
+        except UserInputError as exc:  # a fault of this run: recorded, and the other policies still run
+            reason = f"server did not start: {exc}"
+            unsent = [Outcome(it, "not_sent", reason, it.request.arrival_s) for it in workload.items]
+            return http_result(policy.name, unsent, self.http)
+        try:
+            result = HttpEngine(replace(self.http, base_url=server.base_url)).run(workload, policy, observer)
+        finally:
+            server.stop()
+        steps = read_rows(logs / STEPS_FILE)
+        return replace(
+            result,
+            requests=merge_engine_rows(result.requests, read_rows(logs / REQUESTS_FILE)),
+            steps={c: [row.get(c, math.nan) for row in steps] for c in STEP_COLUMNS},
+            config={**result.config, "server_logs": str(logs)},
+        )
+
+
+def read_rows(path: Path) -> list[dict[str, Any]]:
+    """JSON lines written by the plug-in; a torn last line (server killed mid-write) is dropped."""
+    if not path.exists():
+        return []
+    rows = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            rows.append(json.loads(line))
+        except ValueError:
+            continue
+    return rows
+
+
+def merge_engine_rows(
+    requests: Mapping[str, list[object]], engine_rows: list[dict[str, Any]]
+) -> dict[str, list[object]]:
+    """The client's request rows filled with what only the engine saw, matched by request id."""
+    by_id = {str(row["request_id"]): row for row in engine_rows}
+    merged = {column: list(values) for column, values in requests.items()}
+    for column in ENGINE_REQUEST_COLUMNS:
+        values = merged[column]
+        for i, rid in enumerate(merged["request_id"]):
+            row = by_id.get(str(rid))
+            if row is not None and row.get(column) is not None:
+                values[i] = row[column]
+    return merged
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as probe:
+        probe.bind((host, 0))
+        return int(probe.getsockname()[1])
