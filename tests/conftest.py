@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib.util
+import os
 from pathlib import Path
 
 import pytest
@@ -9,6 +11,12 @@ import pytest
 from equinox_cli.core.types import Request, Workload, WorkloadItem
 
 SHARED_TRACES = Path(__file__).resolve().parents[1].parent / "shared" / "traces"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """CI sets EQUINOX_REQUIRE_VLLM: there the vLLM tests must run, never skip for want of vllm."""
+    if os.environ.get("EQUINOX_REQUIRE_VLLM") and importlib.util.find_spec("vllm") is None:
+        raise pytest.UsageError("EQUINOX_REQUIRE_VLLM is set but vllm is not importable (.ci/vllm-venv)")
 
 
 def make_request(

@@ -94,3 +94,15 @@ def test_step_charging_splits_prefill_decode_and_context() -> None:
     assert progress.by_client["x"].context_tokens == 30 and progress.by_client["y"].decode_tokens == 1
     assert progress.by_client["y"].prefill_tokens == 0
     assert set(progress.by_client) == {"x", "y"}
+
+
+def test_arrival_is_on_the_queue_clock_not_vllms_wall_clock() -> None:
+    """vLLM stamps arrival_time with time.time(); policies compare arrivals with the queue's
+    monotonic now, so mixing them would make every queueing delay hugely negative."""
+    now = [500.0]
+    queue = PolicyQueue(make_policy("fcfs", {}), clock=lambda: now[0])
+    request = vreq("a", "x")
+    request.arrival_time = 1.8e9  # wall-clock seconds, as vLLM sets it
+    queue.add_request(request)
+    eq = queue.request_of("a")
+    assert eq is not None and eq.arrival_s == 500.0

@@ -37,14 +37,17 @@ def tenant_of(vreq: Any) -> tuple[str, float]:
     return (str(client) if client else DEFAULT_TENANT, weight if weight > 0 else 1.0)
 
 
-def to_request(vreq: Any) -> Request:
+def to_request(vreq: Any, arrival_s: float) -> Request:
+    """The Equinox view of a vLLM request. `arrival_s` is on the queue's clock: vLLM's own
+    `arrival_time` is wall-clock time, which must not be mixed with the monotonic `now_s` that
+    policies compare it with (queueing delay, Equinox's latency credit)."""
     client, weight = tenant_of(vreq)
     params = getattr(vreq, "sampling_params", None)
     max_tokens = getattr(params, "max_tokens", None) or 1
     return Request(
         request_id=str(vreq.request_id),
         client_id=client,
-        arrival_s=float(getattr(vreq, "arrival_time", 0.0) or 0.0),
+        arrival_s=arrival_s,
         prompt_tokens=int(vreq.num_prompt_tokens),
         max_tokens=int(max_tokens),
         weight=weight,
@@ -62,9 +65,10 @@ class PolicyQueue:
 
     # --- RequestQueue interface ---------------------------------------------------------------
     def add_request(self, vreq: Any) -> None:
-        request = to_request(vreq)
+        now = self._clock()
+        request = to_request(vreq, now)
         self._requests[request.request_id] = request
-        if self.policy.on_arrival(request, self._clock()):
+        if self.policy.on_arrival(request, now):
             self._waiting[request.request_id] = vreq
         else:
             self.rejected.append(vreq)
@@ -86,7 +90,7 @@ class PolicyQueue:
         if vreq is self._head:
             return
         rid = str(vreq.request_id)
-        request = self._requests.get(rid) or to_request(vreq)
+        request = self._requests.get(rid) or to_request(vreq, self._clock())
         self._requests[rid] = request
         self._waiting[rid] = vreq
         self.policy.requeue(request, self._clock())
