@@ -61,3 +61,13 @@ def test_busy_fraction_counts_step_time_inside_the_window() -> None:
     assert sampler.sample() == pytest.approx(0.4)
     now[0] = 11.5
     assert sampler.sample() == 0.0
+
+
+def test_busy_fraction_clips_a_step_that_straddles_the_window_start() -> None:
+    now = [10.0]
+    sampler = BusyFractionSampler(window_s=1.0, clock=lambda: now[0])
+    sampler.record_step(8.8, 9.2)  # 0.2 s of it inside [9, 10]
+    sampler.record_step(9.5, 9.6)
+    assert sampler.sample() == pytest.approx(0.3)
+    now[0] = 10.4  # window [9.4, 10.4]: only the second step is left
+    assert sampler.sample() == pytest.approx(0.1)

@@ -100,7 +100,8 @@ class EquinoxScheduler(Scheduler):
         start = time.monotonic()
         output = super().schedule(*args, **kwargs)
         scheduled = dict(output.num_scheduled_tokens)
-        before = {rid: self._computed(rid, n) - n for rid, n in scheduled.items()}
+        requests = self.requests
+        before = {rid: requests[rid].num_computed_tokens - n for rid, n in scheduled.items()}
         self._eq_steps[id(output)] = _Step(
             start,
             scheduled,
@@ -172,14 +173,15 @@ class EquinoxScheduler(Scheduler):
     def _eq_generated(self, scheduled: dict[str, int]) -> dict[str, int]:
         """Output tokens each request of the step gained since it was last charged."""
         generated = {}
+        requests, seen, final = self.requests, self._eq_outputs, self._eq_final
         for rid in scheduled:
-            request = self.requests.get(rid)
+            request = requests.get(rid)
             if request is not None:
-                now = int(request.num_output_tokens)
-                generated[rid] = now - self._eq_outputs.get(rid, 0)
-                self._eq_outputs[rid] = now
-            elif rid in self._eq_final:  # finished in this update: freed already
-                generated[rid] = self._eq_final[rid] - self._eq_outputs.get(rid, 0)
+                now = request.num_output_tokens
+                generated[rid] = now - seen.get(rid, 0)
+                seen[rid] = now
+            elif rid in final:  # finished in this update: freed already
+                generated[rid] = final[rid] - seen.get(rid, 0)
         return generated
 
     def _eq_log_step(self, step: _Step, end_s: float, util: float, generated: dict[str, int]) -> None:
@@ -232,10 +234,6 @@ class EquinoxScheduler(Scheduler):
     def _kv_used_blocks(self) -> int:
         pool = self.kv_cache_manager.block_pool
         return int(pool.num_gpu_blocks - pool.get_num_free_blocks())
-
-    def _computed(self, request_id: str, scheduled: int) -> int:
-        request = self.requests.get(request_id)
-        return int(request.num_computed_tokens) if request is not None else scheduled
 
 
 class EquinoxAsyncScheduler(EquinoxScheduler, AsyncScheduler):
