@@ -78,7 +78,8 @@ def test_replay_json_is_deterministic(tmp_path: Path) -> None:
         (["replay", "-P", "alpha=7"], "alpha must be in [0, 1]"),
         (["replay", "-P", "novalue"], "expected key=value"),
         (["replay", "-E", "max_num_seqs=zero"], "bad -E value"),
-        (["replay", "--engine", "vllm"], "unknown engine"),
+        (["replay", "--engine", "gpu"], "unknown engine"),
+        (["replay", "--engine", "vllm", "--vllm-model", "/nowhere"], "no config.json"),
         (["traces", "stats", "--tenants", "zipf:x"], "bad --tenants value"),
     ],
 )
