@@ -149,3 +149,19 @@ def test_a_server_that_fails_to_start_is_recorded_and_the_other_policies_still_r
     assert (failed["status"] == "not_sent").all() and failed["reason"].str.contains("code 3").all()
     meta = json.loads((tmp_path / "report" / "run.json").read_text())
     assert meta["complete"] is False and meta["runs"]["vtc"]["complete"] is True
+
+
+def test_collect_on_engine_vllm_keeps_the_servers_step_rows(
+    fake_python: str, model_dir: Path, tmp_path: Path
+) -> None:
+    outcome = api.collect(
+        api.CollectConfig(
+            workload=WorkloadSpec(source=str(_trace(tmp_path))),
+            engine="vllm",
+            vllm=api.VllmOptions(model=model_dir, python=fake_python, startup_timeout_s=30),
+            out=tmp_path / "collected",
+        )
+    )
+    assert len(outcome.steps) == 6 and outcome.steps["prefill_tokens"].sum() == 6 * 8
+    assert (outcome.requests["running_at_admit"] == 1).all()
+    assert (tmp_path / "collected" / "steps.parquet").exists()
