@@ -18,6 +18,7 @@ import urllib.request
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
 from equinox_cli.core.errors import UserInputError
 from equinox_cli.engines.vllm.tenants import load_tenant_map
@@ -132,6 +133,7 @@ def healthy(base_url: str, timeout_s: float = 2.0) -> bool:
 class Server:
     process: subprocess.Popen[bytes]
     base_url: str
+    log: IO[bytes] | None = None  # the server's output file, closed on stop
 
     def stop(self, timeout_s: float = 30.0) -> None:
         if self.process.poll() is None:
@@ -141,16 +143,21 @@ class Server:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait(10)
+        if self.log is not None:
+            self.log.close()
 
 
 def start_server(config: ServeConfig, startup_timeout_s: float = 600.0) -> Server:
     """Start the server and return once /health answers; a clear error if it dies or stalls."""
     check_startable(config)
-    log = open(config.log_path, "wb") if config.log_path else subprocess.DEVNULL  # noqa: SIM115
+    log = open(config.log_path, "wb") if config.log_path else None  # noqa: SIM115
     process = subprocess.Popen(
-        server_argv(config), env=server_env(config), stdout=log, stderr=subprocess.STDOUT
+        server_argv(config),
+        env=server_env(config),
+        stdout=log if log is not None else subprocess.DEVNULL,
+        stderr=subprocess.STDOUT,
     )
-    server = Server(process, f"http://{config.host}:{config.port}")
+    server = Server(process, f"http://{config.host}:{config.port}", log)
     deadline = time.monotonic() + startup_timeout_s
     try:
         while time.monotonic() < deadline:

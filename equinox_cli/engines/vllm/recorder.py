@@ -3,13 +3,14 @@
 The rows use the `equinox collect` column names (predict/dataset.py) so that `collect --engine vllm`
 can turn them into training data. Lines are written as they happen (line-buffered), so a server that
 is killed keeps every row up to its last step. Times are seconds on the engine process's monotonic
-clock; `start_s` and `arrival_s` are relative to the first row the log saw.
+clock, relative to when the log was opened (the engine's start).
 """
 
 from __future__ import annotations
 
 import json
 import math
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -48,12 +49,10 @@ class EngineLog:
         self.folder = folder
         self._steps: IO[str] = open(folder / STEPS_FILE, "a", buffering=1, encoding="utf-8")  # noqa: SIM115
         self._requests: IO[str] = open(folder / REQUESTS_FILE, "a", buffering=1, encoding="utf-8")  # noqa: SIM115
-        self._origin_s: float | None = None
+        self._origin_s = time.monotonic()
         self.step_index = 0
 
     def rel(self, t_s: float) -> float:
-        if self._origin_s is None:
-            self._origin_s = t_s
         return t_s - self._origin_s
 
     def step(self, row: dict[str, object]) -> None:
