@@ -113,7 +113,7 @@ def test_vtc_counters_equal_the_tokens_the_engine_served(model: Path, policy_env
 
 
 def test_preemption_requeues_into_the_policy_and_every_request_finishes(model: Path, policy_env: Any) -> None:
-    policy_env("equinox")
+    policy_env("equinox", adaptive_batching="false")  # vLLM's admission, so that it preempts
     tight = SchedulerShape(max_num_seqs=8, max_num_batched_tokens=512, num_blocks=12, block_size=16)
     scheduler = build_scheduler(EquinoxScheduler, model, tight)
     for i in range(8):
@@ -194,4 +194,39 @@ def test_log_rows_follow_the_collect_schema(
     first = min(request_rows, key=lambda r: r["request_id"])
     assert first["waiting_at_arrival"] == 1 and first["running_at_arrival"] == 0
     assert all(r["first_token_s"] >= r["admitted_s"] >= r["arrival_s"] >= 0 for r in request_rows)
-    assert all(r["kv_total_blocks"] == SMALL.num_blocks for r in step_rows)
+    assert all(r["kv_total_blocks"] == SMALL.num_blocks - 1 for r in step_rows)  # less the null block
+    assert all(0 <= r["kv_used_blocks"] <= r["kv_total_blocks"] for r in step_rows)
+
+
+def _preemptions(scheduler: Any, n: int, prompt: int, output: int) -> tuple[int, int]:
+    """(preemptions, steps) to run n requests of exact lengths to completion."""
+    for i in range(n):
+        scheduler.add_request(make_request(f"r{i}", f"c{i % 2}", prompt, output))
+    preempted = steps = 0
+    while scheduler.has_unfinished_requests():
+        output_ = fake_step(scheduler)
+        preempted += len(output_.preempted_req_ids or ())
+        steps += 1
+    return preempted, steps
+
+
+def test_adaptive_batching_admits_against_predicted_need_and_avoids_preemption(
+    model: Path, policy_env: Any
+) -> None:
+    """60 blocks of 16 tokens; each request needs 40 + 40 tokens = 5 blocks by its end. vLLM
+    admits on the prompt alone (3 blocks) and preempts as decodes grow; Equinox, whose predictor
+    knows the 40 (the moving average's prior is capped at max_tokens), admits 12 at a time."""
+    tight = SchedulerShape(max_num_seqs=32, max_num_batched_tokens=2048, num_blocks=60, block_size=16)
+    counts = {}
+    for label, cls, env in [
+        ("vllm", Scheduler, None),
+        ("equinox", EquinoxScheduler, {}),
+        ("equinox-no-gate", EquinoxScheduler, {"adaptive_batching": "false"}),
+    ]:
+        if env is not None:
+            policy_env("equinox", **env)
+        scheduler = build_scheduler(cls, model, tight)
+        counts[label] = _preemptions(scheduler, 24, 40, 40)
+    assert counts["vllm"][0] > 0 and counts["equinox-no-gate"][0] > 0
+    assert counts["equinox"][0] == 0
+    print(counts)

@@ -106,3 +106,16 @@ def test_arrival_is_on_the_queue_clock_not_vllms_wall_clock() -> None:
     queue.add_request(request)
     eq = queue.request_of("a")
     assert eq is not None and eq.arrival_s == 500.0
+
+
+def test_a_closed_admission_gate_makes_the_queue_falsy_but_keeps_its_head() -> None:
+    queue = PolicyQueue(make_policy("fcfs", {}), clock=lambda: 0.0)
+    for rid in ("a", "b"):
+        queue.add_request(vreq(rid, "x", prompt=10))
+    popped: list[str] = []
+    queue.admit_gate = lambda request: request.prompt_tokens < 5  # nothing fits
+    queue.on_pop = lambda request: popped.append(request.request_id)
+    assert not queue and len(queue) == 2  # vLLM's pass stops; its stats still see two waiting
+    head = queue.peek_request()
+    queue.admit_gate = lambda request: True
+    assert queue and queue.pop_request() is head and popped == [head.request_id]

@@ -29,7 +29,7 @@ from vllm.v1.core.sched.scheduler import Scheduler
 from vllm.v1.request import RequestStatus
 
 from equinox_cli.core.protocols import Policy
-from equinox_cli.core.types import Completion
+from equinox_cli.core.types import Completion, Request
 from equinox_cli.engines.telemetry import best_sampler
 from equinox_cli.engines.vllm.charging import request_service, step_progress
 from equinox_cli.engines.vllm.queue import PolicyQueue
@@ -72,6 +72,11 @@ class EquinoxScheduler(Scheduler):
         self._eq_log = EngineLog(Path(log_dir)) if log_dir else None
         self._eq_tracks: dict[str, RequestTrack] = {}
         self._eq_outputs: dict[str, int] = {}  # request id → output tokens already charged
+        # adaptive batching: tokens each admitted request is predicted to need, and their blocks
+        self._eq_promise_tokens: dict[str, int] = {}
+        self._eq_promised_blocks = 0
+        self.waiting.admit_gate = self._eq_admit_gate
+        self.waiting.on_pop = self._eq_on_pop
         self._eq_final: dict[str, int] = {}  # output tokens of requests freed in this update
 
     # --- vLLM hooks -------------------------------------------------------------------------
@@ -98,6 +103,7 @@ class EquinoxScheduler(Scheduler):
 
     def schedule(self, *args: Any, **kwargs: Any) -> Any:
         start = time.monotonic()
+        self._eq_recount_promises()
         output = super().schedule(*args, **kwargs)
         scheduled = dict(output.num_scheduled_tokens)
         requests = self.requests
@@ -124,6 +130,7 @@ class EquinoxScheduler(Scheduler):
             self._eq_clients.pop(rid, None)
             self._eq_prompt.pop(rid, None)
             self._eq_outputs.pop(rid, None)
+            self._eq_promise_tokens.pop(rid, None)
         self._eq_final.clear()
         return result
 
@@ -146,6 +153,39 @@ class EquinoxScheduler(Scheduler):
                 track, status, int(request.num_output_tokens), now, int(request.num_preemptions)
             )
         return super()._free_request(request, delay_free_blocks)
+
+    # --- adaptive batching (policies with kv_need_tokens: Equinox) --------------------------------
+    # vLLM admits while a request's prompt fits, then preempts when decodes outgrow the cache. With
+    # a predicted output, admit only while the running batch's predicted need (prompt + predicted
+    # output, or what it holds already if more) fits the whole cache; an empty batch always admits.
+    # Under-prediction is left to vLLM's preemption, as in the simulator.
+    def _eq_admit_gate(self, eq: Request) -> bool:
+        need = self.equinox_policy.kv_need_tokens(eq)
+        if need is None or not self.running:
+            return True
+        blocks = self._eq_blocks(eq.prompt_tokens + max(1, math.ceil(need)))
+        return self._eq_promised_blocks + blocks <= self._kv_total_blocks()
+
+    def _eq_on_pop(self, eq: Request) -> None:
+        need = self.equinox_policy.kv_need_tokens(eq)
+        if need is not None:
+            tokens = eq.prompt_tokens + max(1, math.ceil(need))
+            self._eq_promise_tokens[eq.request_id] = tokens
+            self._eq_promised_blocks += self._eq_blocks(tokens)
+
+    def _eq_recount_promises(self) -> None:
+        """The running batch's promised blocks (finished and preempted requests drop out)."""
+        promises = self._eq_promise_tokens
+        total = 0
+        if promises:
+            for request in self.running:
+                tokens = promises.get(request.request_id)
+                if tokens is not None:
+                    total += self._eq_blocks(max(tokens, request.num_tokens + 1))
+        self._eq_promised_blocks = total
+
+    def _eq_blocks(self, tokens: int) -> int:
+        return -(-tokens // self.block_size)
 
     # --- Equinox bookkeeping ------------------------------------------------------------------
     def _eq_charge(self, step: _Step, end_s: float) -> None:
@@ -229,11 +269,11 @@ class EquinoxScheduler(Scheduler):
         return EngineState(len(self.running), waiting, used / total if total else 0.0)
 
     def _kv_total_blocks(self) -> int:
-        return int(self.kv_cache_manager.block_pool.num_gpu_blocks)
+        """Blocks requests can hold: vLLM's pool keeps one as its null block."""
+        return int(self.kv_cache_manager.block_pool.num_gpu_blocks) - 1
 
     def _kv_used_blocks(self) -> int:
-        pool = self.kv_cache_manager.block_pool
-        return int(pool.num_gpu_blocks - pool.get_num_free_blocks())
+        return self._kv_total_blocks() - int(self.kv_cache_manager.block_pool.get_num_free_blocks())
 
 
 class EquinoxAsyncScheduler(EquinoxScheduler, AsyncScheduler):

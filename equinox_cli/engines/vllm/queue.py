@@ -7,6 +7,11 @@ request over, and prepending the head is a no-op (it stays first, still charged)
 other request gives it back to the policy (`requeue`, which refunds its admission charge); removing
 a waiting request (an abort) drops it without charge.
 
+Adaptive batching: vLLM's waiting pass stops as soon as the queue is falsy, so an optional
+`admit_gate(head)` that answers False makes the queue falsy and ends this step's admissions with the
+head kept (still first, still charged); `on_pop(request)` tells the gate's owner that the head was
+handed over. The queue's length is always the truth (vLLM's stats read len()).
+
 Tenant identity comes from the request: `sampling_params.extra_args["equinox_client"]` (the
 `vllm_xargs` of the OpenAI request, set by the client or by the API-key middleware) and an optional
 `equinox_weight`; a request without one belongs to DEFAULT_TENANT.
@@ -62,6 +67,8 @@ class PolicyQueue:
         self._requests: dict[str, Request] = {}  # request id → Equinox request, while known
         self._head: Any | None = None
         self.rejected: list[Any] = []  # refused by admission control (RPM): the scheduler aborts them
+        self.admit_gate: Callable[[Request], bool] | None = None
+        self.on_pop: Callable[[Request], None] | None = None
 
     # --- RequestQueue interface ---------------------------------------------------------------
     def add_request(self, vreq: Any) -> None:
@@ -84,6 +91,8 @@ class PolicyQueue:
         if head is None:
             raise IndexError("pop from an empty queue")
         self._head = None
+        if self.on_pop is not None:
+            self.on_pop(self._requests[str(head.request_id)])
         return head
 
     def prepend_request(self, vreq: Any) -> None:
@@ -121,7 +130,11 @@ class PolicyQueue:
                 self.policy.remove(self._requests[rid])
 
     def __bool__(self) -> bool:
-        return len(self) > 0
+        """Something may be admitted now: a head exists and the admission gate lets it in."""
+        head = self._fill_head()
+        if head is None:
+            return False
+        return self.admit_gate is None or self.admit_gate(self._requests[str(head.request_id)])
 
     def __len__(self) -> int:
         return len(self.policy) + (self._head is not None)
