@@ -132,7 +132,8 @@ def replay(
         out_console.print_json(json.dumps({"out": str(outcome.out_dir), "summary": rows}))
         _fail_if_incomplete(outcome.summary, outcome.out_dir)
         return
-    title = f"{outcome.workload.name}: {len(outcome.workload)} requests, profile {profile}"
+    where = f"profile {profile}" if engine == "sim" else f"engine {engine}"
+    title = f"{outcome.workload.name}: {len(outcome.workload)} requests, {where}"
     out_console.print(comparison_table(outcome.summary, title))
     out_console.print(clients_table({n: r.clients for n, r in outcome.runs.items()}))
     out_console.print(f"Parquet report: {outcome.out_dir}")
