@@ -191,8 +191,10 @@ def test_log_rows_follow_the_collect_schema(
     assert {r["request_id"]: r["output_tokens"] for r in request_rows} == {
         f"r{i}": OUTPUT + i for i in range(5)
     }
-    first = min(request_rows, key=lambda r: r["request_id"])
-    assert first["waiting_at_arrival"] == 1 and first["running_at_arrival"] == 0
+    by_id = {r["request_id"]: r for r in request_rows}
+    assert [by_id[f"r{i}"]["waiting_at_arrival"] for i in range(5)] == [0, 1, 2, 3, 4]  # itself excluded
+    assert by_id["r0"]["running_at_arrival"] == 0 and by_id["r0"]["running_at_admit"] == 0
+    assert by_id["r0"]["waiting_at_admit"] == 5  # all five queued as the first step began
     assert all(r["first_token_s"] >= r["admitted_s"] >= r["arrival_s"] >= 0 for r in request_rows)
     assert all(r["kv_total_blocks"] == SMALL.num_blocks - 1 for r in step_rows)  # less the null block
     assert all(0 <= r["kv_used_blocks"] <= r["kv_total_blocks"] for r in step_rows)

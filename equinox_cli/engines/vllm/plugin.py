@@ -81,6 +81,7 @@ class EquinoxScheduler(Scheduler):
 
     # --- vLLM hooks -------------------------------------------------------------------------
     def add_request(self, request: Any) -> None:
+        at_arrival = self._eq_state() if self._eq_log is not None else None  # itself excluded
         super().add_request(request)
         queue: PolicyQueue = self.waiting
         eq = queue.request_of(request.request_id)
@@ -94,7 +95,7 @@ class EquinoxScheduler(Scheduler):
                     time.monotonic(),
                     eq.prompt_tokens,
                     eq.max_tokens,
-                    self._eq_state(),
+                    at_arrival,  # type: ignore[arg-type]
                 )
         if queue.rejected:  # admission control (RPM): abort, never queue
             rejected = [r.request_id for r in queue.rejected]
@@ -104,6 +105,7 @@ class EquinoxScheduler(Scheduler):
     def schedule(self, *args: Any, **kwargs: Any) -> Any:
         start = time.monotonic()
         self._eq_recount_promises()
+        before_step = self._eq_state() if self._eq_log is not None else None
         output = super().schedule(*args, **kwargs)
         scheduled = dict(output.num_scheduled_tokens)
         requests = self.requests
@@ -117,8 +119,8 @@ class EquinoxScheduler(Scheduler):
             self._kv_used_blocks(),
             len(getattr(output, "preempted_req_ids", None) or ()),
         )
-        if self._eq_log is not None:
-            self._eq_note_admissions(scheduled, start)
+        if before_step is not None:
+            self._eq_note_admissions(scheduled, start, before_step)
         return output
 
     def update_from_output(self, scheduler_output: Any, model_runner_output: Any) -> Any:
@@ -249,11 +251,12 @@ class EquinoxScheduler(Scheduler):
             }
         )
 
-    def _eq_note_admissions(self, scheduled: dict[str, int], now_s: float) -> None:
+    def _eq_note_admissions(self, scheduled: dict[str, int], now_s: float, state: EngineState) -> None:
+        """The engine as the step that admitted a request began (waiting includes the request)."""
         for rid in scheduled:
             track = self._eq_tracks.get(rid)
             if track is not None and track.at_admit is None:
-                track.admitted_s, track.at_admit = now_s, self._eq_state()
+                track.admitted_s, track.at_admit = now_s, state
 
     def _eq_note_first_tokens(self, scheduled: dict[str, int], now_s: float) -> None:
         for rid in scheduled:
