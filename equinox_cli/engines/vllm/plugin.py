@@ -108,8 +108,12 @@ class EquinoxScheduler(Scheduler):
         before_step = self._eq_state() if self._eq_log is not None else None
         output = super().schedule(*args, **kwargs)
         scheduled = dict(output.num_scheduled_tokens)
+        if not scheduled:
+            return output
         requests = self.requests
         before = {rid: requests[rid].num_computed_tokens - n for rid, n in scheduled.items()}
+        if len(self._eq_steps) > 4:  # never more than two in flight: an output vLLM dropped
+            self._eq_steps.pop(next(iter(self._eq_steps)))
         self._eq_steps[id(output)] = _Step(
             start,
             scheduled,
