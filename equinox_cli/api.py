@@ -296,8 +296,7 @@ def _managed(
     """For `--engine vllm`: the server recipe; its logs go beside the report (OUT.server-logs/)."""
     if engine != "vllm":
         return None
-    if predictor == "oracle":
-        raise UserInputError("--predictor oracle needs the trace's true lengths (simulator only)")
+    predictor_from_spec(predictor, None, {})  # the server would fail on it: oracle, a bad path
     model = options.model or tiny_model_path(options.python)
     check_model_folder(model)
     return ManagedServer(

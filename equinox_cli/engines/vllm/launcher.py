@@ -116,6 +116,13 @@ def check_startable(config: ServeConfig) -> None:
             ) from None
 
 
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port the OS says is free now (for a server started right after)."""
+    with socket.socket() as probe:
+        probe.bind((host, 0))
+        return int(probe.getsockname()[1])
+
+
 def check_model_folder(model: Path) -> None:
     if not (model / "config.json").exists():
         raise UserInputError(f"{model}: no config.json (not a model folder); try the tiny model")

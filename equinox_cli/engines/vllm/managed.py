@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import math
-import socket
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -23,18 +22,13 @@ from equinox_cli.core.protocols import Policy, RunObserver
 from equinox_cli.core.types import RunResult, Workload
 from equinox_cli.engines.http.client import HttpConfig, Outcome
 from equinox_cli.engines.http.engine import HttpEngine, http_result
-from equinox_cli.engines.sim.engine import STEP_COLUMNS
-from equinox_cli.engines.vllm.launcher import ServeConfig, start_server
+from equinox_cli.engines.sim.engine import REQUEST_COLUMNS, STEP_COLUMNS
+from equinox_cli.engines.vllm.launcher import ServeConfig, free_port, start_server
 from equinox_cli.engines.vllm.recorder import REQUESTS_FILE, STEPS_FILE
 
-ENGINE_REQUEST_COLUMNS = (
-    "preemptions",
-    "running_at_arrival",
-    "waiting_at_arrival",
-    "kv_used_frac_at_arrival",
-    "running_at_admit",
-    "waiting_at_admit",
-    "kv_used_frac_at_admit",
+# what only the engine sees of a request: preemptions and its state at arrival and admission
+ENGINE_REQUEST_COLUMNS = tuple(
+    c for c in REQUEST_COLUMNS if c == "preemptions" or c.endswith(("_at_arrival", "_at_admit"))
 )
 
 
@@ -117,9 +111,3 @@ def merge_engine_rows(
             if row is not None and row.get(column) is not None:
                 values[i] = row[column]
     return merged
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as probe:
-        probe.bind((host, 0))
-        return int(probe.getsockname()[1])
