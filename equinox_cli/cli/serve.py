@@ -55,8 +55,9 @@ def serve(
         Path | None,
         typer.Option(
             "--tenant-map",
-            help='JSON {"API key": "tenant"} or {"API key": {"tenant": T, "weight": W}}: the key '
-            "decides the tenant; unknown keys get 401.",
+            help='JSON {"API key": "tenant"} or {"API key": {"tenant": T, "weight": W}}, W in '
+            "[0.01, 100]: every route but /health, /ping, /version, /v1/models and /metrics needs a "
+            "known key (else 401), and the key decides the tenant whatever the body claims.",
         ),
     ] = None,
     engine_log: Annotated[

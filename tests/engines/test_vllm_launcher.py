@@ -64,6 +64,10 @@ def test_env_carries_the_policy_and_clears_stale_paths(
     env = server_env(ServeConfig(model=model_dir, policy="vtc", params={"w_q": "3"}, engine_log_dir=tmp_path))
     assert env["EQUINOX_POLICY"] == "vtc" and json.loads(env["EQUINOX_PARAMS"]) == {"w_q": "3"}
     assert env["EQUINOX_LOG_DIR"] == str(tmp_path.resolve()) and "EQUINOX_TENANT_MAP" not in env
+    assert "EQUINOX_TENANT_SECRET" not in env  # no map, no secret: claims are taken as sent
+    mapped = [server_env(ServeConfig(model=model_dir, tenant_map=tmp_path / "t.json")) for _ in range(2)]
+    secrets = [env["EQUINOX_TENANT_SECRET"] for env in mapped]
+    assert len(secrets[0]) == 64 and secrets[0] != secrets[1]  # a fresh secret per server
 
 
 def test_start_up_mistakes_are_caught_before_the_server_starts(model_dir: Path, tmp_path: Path) -> None:
@@ -72,7 +76,7 @@ def test_start_up_mistakes_are_caught_before_the_server_starts(model_dir: Path, 
     with pytest.raises(UserInputError, match="whole number >= 1"):
         check_startable(ServeConfig(model=model_dir, kv_cache_gib=0))
     bad_map = tmp_path / "tenants.json"
-    bad_map.write_text('{"key": 5}')
+    bad_map.write_text('{"key": ""}')
     with pytest.raises(UserInputError, match="tenant must be a non-empty string"):
         check_startable(ServeConfig(model=model_dir, tenant_map=bad_map))
     with socket.socket() as taken:

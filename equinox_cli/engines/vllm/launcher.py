@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import socket
 import subprocess
 import sys
@@ -21,7 +22,7 @@ from pathlib import Path
 from typing import IO
 
 from equinox_cli.core.errors import UserInputError
-from equinox_cli.engines.vllm.tenants import load_tenant_map
+from equinox_cli.engines.vllm.identity import SECRET_ENV, TENANT_MAP_ENV, load_tenant_map
 
 SCHEDULER_CLS = "equinox_cli.engines.vllm.plugin.EquinoxScheduler"
 ASYNC_SCHEDULER_CLS = "equinox_cli.engines.vllm.plugin.EquinoxAsyncScheduler"
@@ -90,11 +91,15 @@ def server_env(config: ServeConfig) -> dict[str, str]:
         EQUINOX_PREDICTOR=config.predictor,
     )
     env.setdefault("VLLM_CPU_KVCACHE_SPACE", str(config.kv_cache_gib))
-    for key, path in (("EQUINOX_TENANT_MAP", config.tenant_map), ("EQUINOX_LOG_DIR", config.engine_log_dir)):
+    for key, path in ((TENANT_MAP_ENV, config.tenant_map), ("EQUINOX_LOG_DIR", config.engine_log_dir)):
         if path is not None:
             env[key] = str(path.resolve())
         else:
             env.pop(key, None)
+    # a fresh secret per server: the middleware tags tenant claims with it, the plug-in checks them
+    env.pop(SECRET_ENV, None)
+    if config.tenant_map is not None:
+        env[SECRET_ENV] = secrets.token_hex(32)
     return env
 
 

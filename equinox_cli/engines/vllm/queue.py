@@ -14,55 +14,49 @@ handed over. The queue's length is always the truth (vLLM's stats read len()).
 
 Tenant identity comes from the request: `sampling_params.extra_args["equinox_client"]` (the
 `vllm_xargs` of the OpenAI request, set by the client or by the API-key middleware) and an optional
-`equinox_weight`; a request without one belongs to DEFAULT_TENANT.
+`equinox_weight`, read by identity.claimed_tenant: with the server's tenant secret only a claim the
+middleware tagged counts (else UNVERIFIED_TENANT); without it a request naming no tenant belongs to
+DEFAULT_TENANT and weights are clamped to identity's bounds.
 """
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from equinox_cli.core.protocols import Policy
 from equinox_cli.core.types import Request
-
-DEFAULT_TENANT = "default"
-
-
-def tenant_of(vreq: Any) -> tuple[str, float]:
-    """(client id, weight) of a vLLM request."""
-    params = getattr(vreq, "sampling_params", None)
-    extra = getattr(params, "extra_args", None) or {}
-    client = extra.get("equinox_client")
-    weight = extra.get("equinox_weight", 1.0)
-    try:
-        weight = float(weight)
-    except (TypeError, ValueError):
-        weight = 1.0
-    return (str(client) if client else DEFAULT_TENANT, weight if weight > 0 else 1.0)
+from equinox_cli.engines.vllm.identity import SECRET_ENV, claimed_tenant
 
 
-def to_request(vreq: Any, arrival_s: float) -> Request:
+def to_request(vreq: Any, arrival_s: float, secret: bytes | None = None) -> Request:
     """The Equinox view of a vLLM request. `arrival_s` is on the queue's clock: vLLM's own
     `arrival_time` is wall-clock time, which must not be mixed with the monotonic `now_s` that
     policies compare it with (queueing delay, Equinox's latency credit)."""
-    client, weight = tenant_of(vreq)
     params = getattr(vreq, "sampling_params", None)
+    tenant = claimed_tenant(getattr(params, "extra_args", None), secret)
     max_tokens = getattr(params, "max_tokens", None) or 1
     return Request(
         request_id=str(vreq.request_id),
-        client_id=client,
+        client_id=tenant.name,
         arrival_s=arrival_s,
         prompt_tokens=int(vreq.num_prompt_tokens),
         max_tokens=int(max_tokens),
-        weight=weight,
+        weight=tenant.weight,
     )
 
 
 class PolicyQueue:
-    def __init__(self, policy: Policy, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, policy: Policy, clock: Callable[[], float] = time.monotonic, secret: bytes | None = None
+    ) -> None:
         self.policy = policy
         self._clock = clock
+        # the server's tenant secret (a tenant map is on): only tagged tenant claims count
+        env_secret = os.environ.get(SECRET_ENV)
+        self._secret = secret if secret is not None else (env_secret.encode() if env_secret else None)
         self._waiting: dict[str, Any] = {}  # request id → vLLM request, while in the policy
         self._requests: dict[str, Request] = {}  # request id → Equinox request, while known
         self._head: Any | None = None
@@ -73,7 +67,7 @@ class PolicyQueue:
     # --- RequestQueue interface ---------------------------------------------------------------
     def add_request(self, vreq: Any) -> None:
         now = self._clock()
-        request = to_request(vreq, now)
+        request = to_request(vreq, now, self._secret)
         self._requests[request.request_id] = request
         if self.policy.on_arrival(request, now):
             self._waiting[request.request_id] = vreq
@@ -99,7 +93,7 @@ class PolicyQueue:
         if vreq is self._head:
             return
         rid = str(vreq.request_id)
-        request = self._requests.get(rid) or to_request(vreq, self._clock())
+        request = self._requests.get(rid) or to_request(vreq, self._clock(), self._secret)
         self._requests[rid] = request
         self._waiting[rid] = vreq
         self.policy.requeue(request, self._clock())
