@@ -25,7 +25,7 @@ from equinox_cli.engines.vllm.launcher import check_model_folder, tiny_model_pat
 from equinox_cli.engines.vllm.managed import ManagedServer, ManagedVllmEngine
 from equinox_cli.metrics.summary import MetricsConfig, RunTables, summarize
 from equinox_cli.policies import NEEDS_PREDICTOR, POLICY_NAMES, make_policy
-from equinox_cli.predict.artifact import Artifact, read_manifest, save_artifact
+from equinox_cli.predict.artifact import Artifact, save_artifact, step_fit
 from equinox_cli.predict.baselines import MovingAveragePredictor
 from equinox_cli.predict.dataset import load_collected
 from equinox_cli.predict.evaluate import mae_ratio
@@ -124,16 +124,14 @@ def resolve_profile(name: str, engine_params: Sequence[str]) -> Profile:
 
 def calibrated_profile(artifact: Path) -> Profile:
     """The default profile with c0, c_p, c_d, c_kv from the step rows an artifact was trained on."""
-    fit = read_manifest(artifact).get("step_model")
-    if not isinstance(fit, dict):
-        raise UserInputError(f"{artifact}: the artifact has no step_model (trained without step rows)")
+    fit = step_fit(artifact)
     return replace(
         get_profile(DEFAULT_PROFILE),
         name=f"calibrated:{artifact.name}",
-        c0_s=float(fit["c0_s"]),
-        c_p_s=max(0.0, float(fit["c_prefill_s"]) - float(fit["c_kv_s"])),  # the profile's c_kv covers P too
-        c_d_s=float(fit["c_decode_s"]),
-        c_kv_s=float(fit["c_kv_s"]),
+        c0_s=fit["c0_s"],
+        c_p_s=max(0.0, fit["c_prefill_s"] - fit["c_kv_s"]),  # the profile's c_kv covers P too
+        c_d_s=fit["c_decode_s"],
+        c_kv_s=fit["c_kv_s"],
     )
 
 

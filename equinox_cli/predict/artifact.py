@@ -3,14 +3,18 @@
 Weights are plain numpy arrays (`np.load(allow_pickle=False)`), never a pickle, so loading a file
 someone else made cannot run code. The manifest records the schema version, every target's feature
 list, router rule and thresholds, which experts exist, each tree ensemble's baseline and depth, the
-evaluation metrics, the seed, the training data and library versions, and the SHA-256 of the weights.
-load_artifact() refuses an artifact whose schema, features or weights do not match.
+evaluation metrics, the seed, the training data and library versions, the SHA-256 of the weights,
+and `manifest_sha256`, the SHA-256 of the manifest's canonical JSON without that field: together
+they cover the whole artifact. load_artifact() refuses an artifact whose hashes, schema or features
+do not match, and validates every field it uses (types, ranges, finite numbers) before use: no loop
+or allocation is sized by an unchecked value from the file.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +30,11 @@ from equinox_cli.predict.trees import ARRAY_NAMES, TreeEnsemble, from_arrays
 ARTIFACT_SCHEMA = "equinox.mope/1"
 MANIFEST = "manifest.json"
 WEIGHTS = "weights.npz"
+MANIFEST_MAX_BYTES = 16 * 1024 * 1024
+WEIGHTS_MAX_BYTES = 1024 * 1024 * 1024
+MAX_DEPTH = 64  # tree depth: predict() walks this many levels
+MAX_EXPERTS = 16
+STEP_COEF_MAX_S = 10.0  # per step, per token or per sequence: far above any real engine
 
 
 @dataclass(frozen=True)
@@ -94,29 +103,113 @@ def save_artifact(
             "targets": targets,
             "weights_sha256": _sha256(tmp / WEIGHTS),
         }
-        (tmp / MANIFEST).write_text(json.dumps(document, indent=2, sort_keys=True, default=str) + "\n")
+        # exactly what a reader will see; a metric that is not a number (R² of a constant) is null
+        document = _finite(json.loads(json.dumps(document, default=str)))
+        document["manifest_sha256"] = _manifest_sha256(document)
+        (tmp / MANIFEST).write_text(json.dumps(document, indent=2, sort_keys=True) + "\n")
         for file_name, writer in (extra_files or {}).items():
             writer(tmp / file_name)
     return out_dir
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_finite(item) for item in value]
+    return value
 
 
 def _refuse(path: Path, why: str) -> UserInputError:
     return UserInputError(f"{path}: not a usable MoPE artifact: {why}")
 
 
+def _manifest_sha256(document: Mapping[str, Any]) -> str:
+    body = {key: value for key, value in document.items() if key != "manifest_sha256"}
+    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
 def read_manifest(path: Path) -> dict[str, Any]:
+    """The manifest, read within bounds and checked against its own hash."""
     file = path / MANIFEST
     if not path.is_dir() or not file.exists():
         raise _refuse(path, f"no {MANIFEST} (a folder written by `equinox train-mope`)")
+    if not file.is_file() or file.stat().st_size > MANIFEST_MAX_BYTES:
+        raise _refuse(path, f"{MANIFEST} is not a regular file of at most {MANIFEST_MAX_BYTES} bytes")
     try:
-        manifest = json.loads(file.read_text(encoding="utf-8"))
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise _refuse(path, f"{MANIFEST} is not valid JSON ({exc})") from None
+        manifest = json.loads(file.read_text(encoding="utf-8"), parse_constant=_no_constant)
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise _refuse(path, f"{MANIFEST} is not valid JSON ({reason})") from None
     if not isinstance(manifest, dict):
         raise _refuse(path, f"{MANIFEST} is not a JSON object")
     if manifest.get("schema") != ARTIFACT_SCHEMA:
-        raise _refuse(path, f"schema {manifest.get('schema')!r}; this version reads {ARTIFACT_SCHEMA!r}")
+        schema = str(manifest.get("schema"))[:40]
+        raise _refuse(path, f"schema {schema!r}; this version reads {ARTIFACT_SCHEMA!r}")
+    if manifest.get("manifest_sha256") != _manifest_sha256(manifest):
+        raise _refuse(path, f"{MANIFEST} does not match its manifest_sha256 (modified, corrupt or older)")
     return manifest
+
+
+def _no_constant(name: str) -> float:
+    raise ValueError(f"{name} is not a number")
+
+
+def step_fit(path: Path) -> dict[str, float]:
+    """The artifact's fitted step-time coefficients (c0_s, c_prefill_s, c_decode_s, c_kv_s),
+    each a finite number in [0, STEP_COEF_MAX_S]."""
+    fit = read_manifest(path).get("step_model")
+    if not isinstance(fit, dict):
+        raise UserInputError(f"{path}: the artifact has no step_model (trained without step rows)")
+    return {key: _number(fit.get(key), f"step_model.{key}", path, 0.0, STEP_COEF_MAX_S) for key in STEP_KEYS}
+
+
+STEP_KEYS = ("c0_s", "c_prefill_s", "c_decode_s", "c_kv_s")
+
+
+def _number(value: object, field: str, path: Path, low: float = -math.inf, high: float = math.inf) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
+        shown = str(value)[:40]
+        raise _refuse(path, f"{field} = {shown}: expected a finite number in [{low:g}, {high:g}]")
+    if not math.isfinite(value):
+        raise _refuse(path, f"{field}: not finite")
+    return float(value)
+
+
+def _count(value: object, field: str, path: Path, low: int, high: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise _refuse(path, f"{field} = {str(value)[:40]}: expected a whole number in [{low}, {high}]")
+    return value
+
+
+def _target_meta(name: str, meta: object, path: Path) -> tuple[Router, dict[str, Mapping[str, Any]]]:
+    """A target's router and expert entries, every field checked against this version's spec."""
+    spec = TARGETS.get(name)
+    if spec is None:
+        raise _refuse(path, f"unknown target {name[:40]!r}")
+    if not isinstance(meta, dict):
+        raise _refuse(path, f"target {name}: not an object")
+    if meta.get("features") != list(spec.features):
+        raise _refuse(path, f"target {name}: feature list differs from this version's")
+    router = meta.get("router")
+    if not isinstance(router, dict) or router.get("column") != spec.route_column:
+        raise _refuse(path, f"target {name}: router column differs from this version's")
+    thresholds = router.get("thresholds")
+    if not isinstance(thresholds, list) or len(thresholds) >= MAX_EXPERTS:
+        raise _refuse(path, f"target {name}: router.thresholds must be a list of under {MAX_EXPERTS}")
+    cuts = tuple(_number(t, f"target {name}: router threshold", path) for t in thresholds)
+    if list(cuts) != sorted(cuts):
+        raise _refuse(path, f"target {name}: router thresholds are not in ascending order")
+    experts = meta.get("experts")
+    routed = Router(spec.route_column, cuts)
+    valid = {str(k) for k in range(routed.n_experts)}
+    if not isinstance(experts, dict) or not set(experts) <= valid:
+        raise _refuse(path, f"target {name}: experts must be an object keyed by {sorted(valid)}")
+    if not isinstance(meta.get("base"), dict) or not all(isinstance(e, dict) for e in experts.values()):
+        raise _refuse(path, f"target {name}: each tree ensemble's entry must be an object")
+    return routed, {"base": meta["base"], **{f"expert{k}": v for k, v in experts.items()}}
 
 
 def _ensemble(
@@ -129,7 +222,13 @@ def _ensemble(
     shapes = {part.shape for part in parts.values()}
     if len(shapes) != 1 or len(next(iter(shapes))) != 2:
         raise _refuse(path, f"{key}: arrays of inconsistent shapes")
-    ensemble = from_arrays(parts, float(meta["baseline"]), int(meta["depth"]))
+    if any(part.dtype.kind not in "biuf" for part in parts.values()):
+        raise _refuse(path, f"{key}: arrays must be numeric")
+    if np.isnan(parts["threshold"]).any() or not np.isfinite(parts["value"]).all():
+        raise _refuse(path, f"{key}: values must be finite and thresholds numbers (leaves: +inf)")
+    baseline = _number(meta.get("baseline"), f"{key}.baseline", path)
+    depth = _count(meta.get("depth"), f"{key}.depth", path, 0, MAX_DEPTH)
+    ensemble = from_arrays(parts, baseline, depth)
     width = ensemble.feature.shape[1]
     in_range = (
         ensemble.left.min(initial=0) >= 0
@@ -143,8 +242,8 @@ def _ensemble(
 def load_artifact(path: Path) -> Artifact:
     manifest = read_manifest(path)
     weights = path / WEIGHTS
-    if not weights.exists():
-        raise _refuse(path, f"no {WEIGHTS}")
+    if not weights.is_file() or weights.stat().st_size > WEIGHTS_MAX_BYTES:
+        raise _refuse(path, f"no {WEIGHTS} (a regular file of at most {WEIGHTS_MAX_BYTES} bytes)")
     if _sha256(weights) != manifest.get("weights_sha256"):
         raise _refuse(path, f"{WEIGHTS} does not match the manifest's SHA-256 (modified or corrupt)")
     try:
@@ -152,26 +251,28 @@ def load_artifact(path: Path) -> Artifact:
             arrays = {key: data[key] for key in data.files}
     except (ValueError, OSError) as exc:
         raise _refuse(path, f"{WEIGHTS} unreadable ({exc})") from None
+    targets = manifest.get("targets")
+    if not isinstance(targets, dict):
+        raise _refuse(path, "targets must be an object")
     mope: dict[str, TargetModel] = {}
     single: dict[str, TargetModel] = {}
-    for name, meta in dict(manifest.get("targets", {})).items():
-        spec = TARGETS.get(name)
-        if spec is None:
-            raise _refuse(path, f"unknown target {name!r}")
-        if list(meta.get("features", [])) != list(spec.features):
-            raise _refuse(path, f"target {name}: feature list differs from this version's")
-        base = _ensemble(arrays, f"{name}.base", meta["base"], path)
-        router = Router(str(meta["router"]["column"]), tuple(float(t) for t in meta["router"]["thresholds"]))
+    for name, meta in targets.items():
+        router, ensembles = _target_meta(name, meta, path)
+        spec = TARGETS[name]
+        base = _ensemble(arrays, f"{name}.base", ensembles["base"], path)
         experts = tuple(
-            _ensemble(arrays, f"{name}.expert{k}", meta["experts"][str(k)], path)
-            if str(k) in meta["experts"]
+            _ensemble(arrays, f"{name}.expert{k}", ensembles[f"expert{k}"], path)
+            if f"expert{k}" in ensembles
             else None
             for k in range(router.n_experts)
         )
         n_features = len(spec.features)
         for ensemble in (base, *(e for e in experts if e is not None)):
-            if ensemble.feature.size and int(ensemble.feature.max()) >= n_features:
-                raise _refuse(path, f"target {name}: a tree reads a feature index >= {n_features}")
+            if (
+                ensemble.feature.size
+                and not 0 <= int(ensemble.feature.min()) <= int(ensemble.feature.max()) < n_features
+            ):
+                raise _refuse(path, f"target {name}: a tree reads a feature index outside [0, {n_features})")
         mope[name] = TargetModel(spec, base, router, experts)
         single[name] = TargetModel(spec, base)
     if "output_tokens" not in mope:
