@@ -7,6 +7,7 @@ import json
 import platform
 import sys
 import time
+import urllib.parse
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -14,6 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from equinox_cli import __version__
+from equinox_cli.core.checks import check_number
 from equinox_cli.core.errors import UserInputError
 from equinox_cli.core.protocols import Engine, OutputPredictor, Policy, RunObserver
 from equinox_cli.core.types import Workload
@@ -169,7 +171,7 @@ def default_run_dir(root: Path, workload: str, seed: int) -> Path:
 
 def replay(config: ReplayConfig, observer: RunObserver | None = None) -> ReplayOutcome:
     """Run the workload under the policy and every baseline; write the report; return the numbers."""
-    _check_engine(config.engine)
+    _check_engine(config.engine, config.http)
     _check_out(config.out)
     profile = resolve_profile(config.profile, config.engine_params)
     workload, warnings = build_workload(config.workload)
@@ -246,7 +248,7 @@ class CollectOutcome:
 
 def collect(config: CollectConfig, observer: RunObserver | None = None) -> CollectOutcome:
     """Run a workload once and write per-request and per-step training rows under traces/."""
-    _check_engine(config.engine)
+    _check_engine(config.engine, config.http)
     _check_out(config.out)
     profile = resolve_profile(config.profile, config.engine_params)
     routed = route_policy_params(config.policy_params, config.policy, [config.policy])
@@ -279,9 +281,26 @@ def is_http(engine: str) -> bool:
     return engine.startswith(("http://", "https://"))
 
 
-def _check_engine(engine: str) -> None:
+def check_url(url: str) -> None:
+    """A server URL with a host and, if given, a port in 1..65535 (urllib raises on a bad one)."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        raise UserInputError(f"--engine {url}: {exc}") from None
+    if not parts.hostname or port == 0:
+        raise UserInputError(f"--engine {url}: expected http://HOST[:PORT] with a port in 1..65535")
+
+
+def _check_engine(engine: str, http: HttpOptions) -> None:
+    """The engine's name or URL and the client's options, before anything runs."""
     if engine not in ("sim", "vllm") and not is_http(engine):
         raise UserInputError(f"unknown engine {engine!r}; valid: {', '.join(ENGINES)}")
+    if is_http(engine):
+        check_url(engine)
+    check_number("--max-concurrency", http.max_concurrency, 1, 1e6, integer=True)
+    check_number("--request-timeout", http.request_timeout_s, 0, 1e6, low_open=True)
+    check_number("--deadline", http.deadline_s, 0, 1e8, low_open=True)
 
 
 def _managed(
@@ -317,8 +336,6 @@ def make_engine(
     keys: dict[str, str] = {}
     if http.api_keys is not None:
         keys = _read_api_keys(http.api_keys)
-    if http.max_concurrency < 1 or http.request_timeout_s <= 0:
-        raise UserInputError("--max-concurrency must be >= 1 and --request-timeout > 0")
     config = HttpConfig(
         engine, http.model, keys, http.max_concurrency, http.request_timeout_s, http.deadline_s
     )
@@ -362,6 +379,8 @@ def _http_meta(engine: str, runs: Mapping[str, RunTables]) -> dict[str, object]:
 
 
 def _check_out(out: Path | None) -> None:
+    if out is not None and out.exists() and not out.is_dir():
+        raise UserInputError(f"{out}: --out exists and is not a folder")
     if out is not None and out.exists() and any(out.iterdir()):
         raise UserInputError(f"{out}: --out folder exists and is not empty")
 

@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from equinox_cli import __version__, api
-from equinox_cli.cli import learn
+from equinox_cli.cli import errors, learn
 from equinox_cli.cli import options as o
 from equinox_cli.cli import serve as serve_cmd
 from equinox_cli.cli.common import clean as _clean
@@ -215,27 +215,31 @@ def version() -> None:
     out_console.print(__version__)
 
 
-def main() -> None:
-    """Entry point: user mistakes become one line on stderr and exit code 2, never a traceback."""
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: every user mistake (usage, option value, file, trace) becomes one line on stderr
+    and exit code 2, never a traceback; Ctrl-C exits 130."""
     try:
-        code = app(standalone_mode=False)  # click returns typer.Exit's code in this mode
+        code = app(args=argv, prog_name="equinox", standalone_mode=False)  # click returns typer.Exit's code in this mode
         if isinstance(code, int) and code:
             sys.exit(code)
     except UserInputError as exc:
-        err_console.print(f"error: {exc}", highlight=False, soft_wrap=True)
-        sys.exit(2)
-    except typer.Exit as exc:
-        sys.exit(exc.exit_code)
-    except typer.Abort:
+        _fail(str(exc))
+    except OSError as exc:  # unreadable, missing, a folder for a file, no space: the file and why
+        where = f"{exc.filename}: " if exc.filename else ""
+        _fail(f"{where}{exc.strerror or exc}")
+    except errors.INTERRUPTS:
         err_console.print("aborted")
         sys.exit(130)
-    except Exception as exc:  # click usage errors carry their own exit code
-        import click
+    except errors.EXITS as exc:
+        sys.exit(errors.exit_code(exc))
+    except errors.USAGE_ERRORS as exc:
+        _fail(errors.usage_message(exc), errors.exit_code(exc))
 
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        raise
+
+def _fail(message: str, code: int = 2) -> None:
+    line = " ".join(message.split())  # one line, whatever the message held
+    err_console.print(f"error: {line}", highlight=False, soft_wrap=True, markup=False)
+    sys.exit(code)
 
 
 _ = SUITES  # suites are listed in replay's help text

@@ -14,6 +14,7 @@ from equinox_cli.cli import options as o
 from equinox_cli.cli.common import clean, err_console, out_console, warn
 from equinox_cli.cli.progress import RichProgressObserver
 from equinox_cli.cli.tables import mope_other_table, mope_output_table
+from equinox_cli.core.checks import MAX_SEED, check_number
 from equinox_cli.engines.sim.profiles import DEFAULT_PROFILE, PROFILES
 from equinox_cli.policies import POLICY_NAMES
 from equinox_cli.predict.mope import FitConfig
@@ -115,8 +116,10 @@ def train_mope(
 ) -> None:
     """Train and evaluate MoPE (output tokens, TTFT, E2E, step time, GPU utilisation) against baselines;
     write a versioned artifact under predictors/ with metrics.parquet and predictions.parquet."""
-    if min_rows < 1 or min_expert_rows < 1 or max_step_rows < 1:
-        raise typer.BadParameter("--min-rows, --min-expert-rows and --max-step-rows must be >= 1")
+    check_number("--seed", seed, 0, MAX_SEED, integer=True)
+    check_number("--min-rows", min_rows, 1, 1e9, integer=True)
+    check_number("--min-expert-rows", min_expert_rows, 1, 1e9, integer=True)
+    check_number("--max-step-rows", max_step_rows, 1, 1e9, integer=True)
     train = TrainConfig(FitConfig(seed=seed, min_expert_rows=min_expert_rows), min_rows, max_step_rows)
     outcome = api.train_mope_artifact(api.TrainMopeConfig(tuple(data), out, train=train))
     warn(outcome.result.warnings)

@@ -12,7 +12,7 @@ import typer
 from equinox_cli import api
 from equinox_cli.cli.common import err_console, out_console
 from equinox_cli.core.errors import UserInputError
-from equinox_cli.engines.vllm.launcher import ServeConfig, start_server, tiny_model_path
+from equinox_cli.engines.vllm.launcher import ServeConfig, check_startable, start_server, tiny_model_path
 from equinox_cli.policies import POLICY_NAMES
 
 SERVE_EPILOG = "Example: equinox serve --tiny-model --policy vtc --port 8000 -- --max-num-seqs 64"
@@ -88,6 +88,7 @@ def serve(
         tenant_map=tenant_map,
         engine_log_dir=engine_log,
     )
+    check_startable(config)  # every mistake as one line, before the banner
     err_console.print(f"starting vLLM with policy {policy} on {host}:{port} (model {path}) ...")
     # SIGTERM (kill, a supervisor) must stop the server too, not orphan it: run the finally below
     signal.signal(signal.SIGTERM, _raise_interrupt)

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from equinox_cli.core.checks import MAX_SEED, check_number
 from equinox_cli.core.errors import UserInputError, unknown_name
 from equinox_cli.core.types import Workload
 from equinox_cli.workload.readers.arena import read_arena
@@ -121,11 +122,20 @@ def _complete(raw: RawTrace, spec: WorkloadSpec, path: str) -> pd.DataFrame:
     return frame
 
 
+def check_spec(spec: WorkloadSpec) -> None:
+    """Every number of the spec finite and in range, before any file is read."""
+    check_number("--seed", spec.seed, 0, MAX_SEED, integer=True)
+    check_number("--rate", spec.rate_rps, 0, 1e6, low_open=True)
+    check_number("--time-scale", spec.time_scale, 0, 1e6, low_open=True)
+    check_number("--duration", spec.duration_s, 0, 1e8, low_open=True)
+    check_number("--limit", spec.limit, 1, 1e9, integer=True)
+    check_number("--start", spec.start_s, 0, 1e8)
+
+
 def build_workload(spec: WorkloadSpec) -> tuple[Workload, list[str]]:
     """The workload a spec names, and the warnings a user should see (nothing is printed here)."""
+    check_spec(spec)
     name = spec.source or DEFAULT_WORKLOAD
-    if spec.time_scale <= 0 or spec.rate_rps <= 0:
-        raise UserInputError("--time-scale and --rate must be > 0")
     if spec.source is None or (spec.source in SUITES and not Path(spec.source).exists()):
         frame = SUITES[name](spec.seed, spec.duration_s)
         frame["arrival_s"] = frame["arrival_s"] / spec.time_scale

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
+from equinox_cli.core.checks import check_number
 from equinox_cli.core.errors import UserInputError
 from equinox_cli.engines.vllm.identity import SECRET_ENV, TENANT_MAP_ENV, load_tenant_map
 
@@ -107,8 +108,8 @@ def check_startable(config: ServeConfig) -> None:
     """The mistakes a user can fix, found before a minute-long start: model path, port."""
     if config.tenant_map is not None:
         load_tenant_map(config.tenant_map)
-    if config.kv_cache_gib < 1:
-        raise UserInputError(f"--kv-cache-gib {config.kv_cache_gib}: must be a whole number >= 1")
+    check_number("--kv-cache-gib", config.kv_cache_gib, 1, 4096, integer=True)
+    check_number("--port", config.port, 1, 65535, integer=True)
     check_model_folder(config.model)
     with socket.socket() as probe:
         # as the server will: a port in TIME_WAIT is free to it; one with a listener is not
