@@ -219,7 +219,8 @@ def main(argv: list[str] | None = None) -> None:
     """Entry point: every user mistake (usage, option value, file, trace) becomes one line on stderr
     and exit code 2, never a traceback; Ctrl-C exits 130."""
     try:
-        code = app(args=argv, prog_name="equinox", standalone_mode=False)  # click returns typer.Exit's code in this mode
+        # in this mode click returns typer.Exit's code and raises everything else to us
+        code = app(args=argv, prog_name="equinox", standalone_mode=False)
         if isinstance(code, int) and code:
             sys.exit(code)
     except UserInputError as exc:
