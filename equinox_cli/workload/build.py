@@ -12,6 +12,7 @@ import pandas as pd
 from equinox_cli.core.checks import MAX_SEED, check_number
 from equinox_cli.core.errors import UserInputError, unknown_name
 from equinox_cli.core.types import Workload
+from equinox_cli.workload.limits import MAX_ARRIVAL_S
 from equinox_cli.workload.readers.arena import read_arena
 from equinox_cli.workload.readers.canonical import read_canonical
 from equinox_cli.workload.readers.lmsys import read_lmsys
@@ -20,6 +21,7 @@ from equinox_cli.workload.readers.servegen import read_servegen
 from equinox_cli.workload.readers.sharegpt import read_sharegpt
 from equinox_cli.workload.readers.timed import read_azure, read_burstgpt, read_mooncake
 from equinox_cli.workload.schema import (
+    CANONICAL_COLUMNS,
     check_numeric,
     frame_to_workload,
     reject_unknown_columns,
@@ -96,8 +98,15 @@ def _read(path: Path, fmt: str, spec: WorkloadSpec) -> RawTrace:
 def _complete(raw: RawTrace, spec: WorkloadSpec, path: str) -> pd.DataFrame:
     """Fill in arrivals, tenants and ids that the source lacks; apply scale and limits."""
     frame = raw.frame.copy().reset_index(drop=True)
+    if frame.empty:
+        raise UserInputError(f"{path}: empty trace (no rows)")
     if "arrival_s" in frame.columns:
-        check_numeric(frame, path, "arrival_s", integer=False, positive=False)
+        check_numeric(frame, path, "arrival_s", integer=False, positive=False, high=MAX_ARRIVAL_S)
+    elif raw.format == "canonical":  # a missing column is an error, never a silent default
+        raise UserInputError(
+            f"{path}: missing column arrival_s (seconds from the trace's start); canonical columns: "
+            f"{', '.join(CANONICAL_COLUMNS)}"
+        )
     else:
         rng = np.random.default_rng(spec.seed)
         gaps = rng.exponential(1.0 / spec.rate_rps, len(frame))
@@ -152,6 +161,8 @@ def build_workload(spec: WorkloadSpec) -> tuple[Workload, list[str]]:
         raise UserInputError(
             f"{spec.source}: no such file, folder or suite; suites: {', '.join(sorted(SUITES))}"
         )
+    if not (path.is_file() or path.is_dir()):  # a pipe or a device would block or never end
+        raise UserInputError(f"{spec.source}: not a regular file or folder")
     if spec.format is not None and spec.format not in FORMATS:
         raise unknown_name("format", spec.format, FORMATS)
     fmt = spec.format or detect_format(path)

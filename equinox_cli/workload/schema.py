@@ -15,6 +15,7 @@ import pandas as pd
 
 from equinox_cli.core.errors import UserInputError
 from equinox_cli.core.types import Request, Workload, WorkloadItem
+from equinox_cli.workload.limits import MAX_ARRIVAL_S, MAX_TOKENS, WEIGHT_RANGE
 
 REQUIRED_COLUMNS = ("request_id", "client_id", "arrival_s", "prompt_tokens", "output_tokens")
 OPTIONAL_COLUMNS = ("prompt", "weight", "max_tokens")
@@ -25,22 +26,64 @@ def _bad(path: str, row: int, column: str, why: str) -> UserInputError:
     return UserInputError(f"{path}: row {row}: field {column!r}: {why}")
 
 
-def check_numeric(frame: pd.DataFrame, path: str, column: str, integer: bool, positive: bool) -> None:
-    values = pd.to_numeric(frame[column], errors="coerce")
-    bad = values.isna() | ~np.isfinite(values.astype(float))
+def _as_float(value: object) -> float:
+    """A cell as a float: NaN for anything that is not a number (booleans, text, None, objects);
+    ±inf for integers too large for a float (they are then refused as out of range)."""
+    if isinstance(value, bool | np.bool_) or value is None:
+        return math.nan
+    if isinstance(value, int | np.integer):
+        try:
+            return float(value)
+        except OverflowError:
+            return math.inf if value > 0 else -math.inf
+    if isinstance(value, float | np.floating):
+        return float(value)
+    if isinstance(value, str) and len(value) <= 64:
+        try:
+            return float(value.strip())
+        except ValueError:
+            return math.nan
+    return math.nan
+
+
+def numeric_values(series: pd.Series) -> np.ndarray:
+    """Floats of a column, NaN where a cell is not a number (booleans included: `true` is no count)."""
+    if series.dtype == bool:
+        return np.full(len(series), math.nan)
+    if series.dtype.kind in "iuf":
+        return series.to_numpy(dtype=float)
+    return np.fromiter((_as_float(v) for v in series), dtype=float, count=len(series))
+
+
+def check_numeric(
+    frame: pd.DataFrame,
+    path: str,
+    column: str,
+    integer: bool,
+    positive: bool,
+    high: float = MAX_TOKENS,
+    low: float = 0.0,
+) -> None:
+    """The column as finite numbers in range (bounded before any cast), or a one-line error."""
+    if frame[column].dtype.kind in "mM":
+        raise _bad(path, 1, column, f"a {frame[column].dtype} column; give plain seconds as numbers")
+    values = numeric_values(frame[column])
+    bad = ~np.isfinite(values)
     if bad.any():
-        row = int(np.flatnonzero(bad.to_numpy())[0])
-        raise _bad(path, row + 1, column, f"not a number: {frame[column].iloc[row]!r}")
+        row = int(np.flatnonzero(bad)[0])
+        shown = str(frame[column].iloc[row])[:40]
+        why = "not a number" if np.isnan(values[row]) else "out of range"
+        raise _bad(path, row + 1, column, f"{why}: {shown!r}")
+    out = ((values <= low) if positive else (values < low)) | (values > high)
+    if out.any():
+        row = int(np.flatnonzero(out)[0])
+        opening = "(" if positive else "["
+        raise _bad(path, row + 1, column, f"must be in {opening}{low:g}, {high:g}], got {values[row]:g}")
     if integer:
         frac = (values % 1) != 0
         if frac.any():
-            row = int(np.flatnonzero(frac.to_numpy())[0])
-            raise _bad(path, row + 1, column, f"not an integer: {values.iloc[row]!r}")
-    floor_bad = values <= 0 if positive else values < 0
-    if floor_bad.any():
-        row = int(np.flatnonzero(floor_bad.to_numpy())[0])
-        sign = "must be > 0" if positive else "must be >= 0"
-        raise _bad(path, row + 1, column, f"{sign}, got {values.iloc[row]!r}")
+            row = int(np.flatnonzero(frac)[0])
+            raise _bad(path, row + 1, column, f"not an integer: {values[row]!r}")
     frame[column] = values.astype("int64" if integer else "float64")
 
 
@@ -72,11 +115,12 @@ def validate_frame(frame: pd.DataFrame, path: str, allow_extra: bool = False) ->
         if empty.any():
             raise _bad(path, int(np.flatnonzero(empty.to_numpy())[0]) + 1, column, "empty")
         frame[column] = frame[column].astype(str)
-    check_numeric(frame, path, "arrival_s", integer=False, positive=False)
+    check_numeric(frame, path, "arrival_s", integer=False, positive=False, high=MAX_ARRIVAL_S)
     check_numeric(frame, path, "prompt_tokens", integer=True, positive=True)
     check_numeric(frame, path, "output_tokens", integer=True, positive=True)
     if "weight" in frame.columns:
-        check_numeric(frame, path, "weight", integer=False, positive=True)
+        low, high = WEIGHT_RANGE
+        check_numeric(frame, path, "weight", integer=False, positive=False, low=low, high=high)
     if "max_tokens" in frame.columns:
         check_numeric(frame, path, "max_tokens", integer=True, positive=True)
         short = frame["max_tokens"] < frame["output_tokens"]

@@ -132,7 +132,7 @@ def test_canonical_parquet_round_trip(tmp_path: Path) -> None:
         (
             "neg.csv",
             "request_id,client_id,arrival_s,prompt_tokens,output_tokens\na,c,0,-5,3\n",
-            "row 1: field 'prompt_tokens': must be > 0",
+            "row 1: field 'prompt_tokens': must be in (0, 1e+07], got -5",
         ),
         (
             "missing.csv",

@@ -9,16 +9,16 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from equinox_cli.core.errors import UserInputError
-from equinox_cli.workload.readers.raw import RawTrace, iter_jsonl, read_csv
+from equinox_cli.workload.readers.raw import RawTrace, first_line, iter_jsonl, read_csv
 
 
 def read_canonical(path: Path) -> RawTrace:
     suffix = path.suffix.lower()
     if suffix == ".parquet":
-        try:
-            frame = pq.read_table(path).to_pandas()
-        except (pa.ArrowInvalid, OSError) as exc:
-            raise UserInputError(f"{path}: not a Parquet file: {exc}") from None
+        try:  # pandas metadata is not needed (no index) and may be corrupt: ignore it
+            frame = pq.read_table(path).to_pandas(ignore_metadata=True)
+        except (pa.ArrowException, OSError, ValueError, TypeError, KeyError) as exc:
+            raise UserInputError(f"{path}: not a readable Parquet file: {first_line(exc)}") from None
     elif suffix == ".csv":
         frame = read_csv(path)
     else:

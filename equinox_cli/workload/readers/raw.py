@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -11,6 +10,7 @@ from pathlib import Path
 import pandas as pd
 
 from equinox_cli.core.errors import UserInputError
+from equinox_cli.workload.limits import MAX_TOKENS
 
 
 @dataclass
@@ -26,15 +26,27 @@ class RawTrace:
     warnings: list[str] = field(default_factory=list)
 
 
+def first_line(exc: BaseException) -> str:
+    """An exception's message as one line (libraries' messages span several)."""
+    text = " ".join(str(exc).split())
+    return text[:300] if text else type(exc).__name__
+
+
 def read_json_any(path: Path) -> object:
     """A JSON document, with a one-line error naming the file and the position."""
     try:
         with path.open(encoding="utf-8") as handle:
-            return json.load(handle)
+            return json.loads(handle.read(), parse_constant=_no_constant)
     except json.JSONDecodeError as exc:
         raise UserInputError(f"{path}: line {exc.lineno}: bad JSON: {exc.msg}") from None
     except UnicodeDecodeError as exc:
         raise UserInputError(f"{path}: not UTF-8 text ({exc.reason})") from None
+    except (RecursionError, ValueError) as exc:
+        raise UserInputError(f"{path}: bad JSON: {first_line(exc)}") from None
+
+
+def _no_constant(name: str) -> float:
+    raise ValueError(f"{name} is not a number")
 
 
 def iter_jsonl(path: Path) -> Iterator[tuple[int, dict[str, object]]]:
@@ -45,9 +57,11 @@ def iter_jsonl(path: Path) -> Iterator[tuple[int, dict[str, object]]]:
                 if not line.strip():
                     continue
                 try:
-                    obj = json.loads(line)
+                    obj = json.loads(line, parse_constant=_no_constant)
                 except json.JSONDecodeError as exc:
                     raise UserInputError(f"{path}: row {lineno}: bad JSON: {exc.msg}") from None
+                except (RecursionError, ValueError) as exc:
+                    raise UserInputError(f"{path}: row {lineno}: bad JSON: {first_line(exc)}") from None
                 if not isinstance(obj, dict):
                     raise UserInputError(f"{path}: row {lineno}: expected a JSON object")
                 yield lineno, obj
@@ -60,9 +74,8 @@ def read_csv(path: Path) -> pd.DataFrame:
         frame = pd.read_csv(path)
     except pd.errors.EmptyDataError:
         raise UserInputError(f"{path}: empty file") from None
-    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise UserInputError(f"{path}: bad CSV: {first}") from None
+    except (pd.errors.ParserError, UnicodeDecodeError, ValueError, OverflowError) as exc:
+        raise UserInputError(f"{path}: bad CSV: {first_line(exc)}") from None
     frame.columns = [str(c).strip() for c in frame.columns]
     return frame
 
@@ -76,13 +89,15 @@ def require_columns(frame: pd.DataFrame, path: Path, columns: tuple[str, ...], f
         )
 
 
-def int_field(obj: dict[str, object], key: str, path: Path, row: int) -> int:
-    """A non-negative integer field of a JSON record, or a one-line error."""
+def int_field(obj: dict[str, object], key: str, path: Path, row: int, high: float = MAX_TOKENS) -> int:
+    """A non-negative integer field of a JSON record, at most `high`, or a one-line error."""
     if key not in obj:
         raise UserInputError(f"{path}: row {row}: field {key!r}: missing")
     value = obj[key]
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise UserInputError(f"{path}: row {row}: field {key!r}: not a number: {value!r}")
-    if value < 0 or value != int(value):
-        raise UserInputError(f"{path}: row {row}: field {key!r}: not a count >= 0: {value!r}")
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise UserInputError(f"{path}: row {row}: field {key!r}: not a number: {str(value)[:40]!r}")
+    if not 0 <= value <= high or value != int(value):  # bounded before any cast; NaN fails
+        raise UserInputError(
+            f"{path}: row {row}: field {key!r}: not a count in [0, {high:g}]: {str(value)[:40]}"
+        )
     return int(value)

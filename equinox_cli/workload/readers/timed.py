@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from equinox_cli.core.errors import UserInputError
+from equinox_cli.workload.limits import MAX_ARRIVAL_S
 from equinox_cli.workload.readers.raw import (
     RawTrace,
     int_field,
@@ -101,7 +102,7 @@ def read_mooncake(path: Path) -> RawTrace:
         hashes = obj.get("hash_ids", [])
         rows.append(
             {
-                "arrival_s": int_field(obj, "timestamp", path, row) / 1000.0,
+                "arrival_s": int_field(obj, "timestamp", path, row, MAX_ARRIVAL_S * 1000) / 1000.0,
                 "prompt_tokens": int_field(obj, "input_length", path, row),
                 "output_tokens": int_field(obj, "output_length", path, row),
                 "prefix": str(hashes[0]) if isinstance(hashes, list) and hashes else "none",
