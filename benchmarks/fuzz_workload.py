@@ -20,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.workload.fuzzing import mutate, run_one, seeds  # noqa: E402
+from tests.workload.fuzzing import mutate, run_one, seeds
 
 
 def main() -> None:
@@ -43,8 +43,10 @@ def main() -> None:
             if outcome.kind == "crash" and len(crashes[outcome.detail]) < args.show:
                 crashes[outcome.detail].append(f"{seed.name}: {data[:160]!r}")
     wall = time.perf_counter() - start
-    print(f"inputs {args.inputs}  accepted {counts['accepted']}  refused {counts['refused']}  "
-          f"crashes {counts['crash']}  signatures {len(crashes)}  ({wall:.0f} s, {args.inputs / wall:.0f}/s)")
+    print(
+        f"inputs {args.inputs}  accepted {counts['accepted']}  refused {counts['refused']}  "
+        f"crashes {counts['crash']}  signatures {len(crashes)}  ({wall:.0f} s, {args.inputs / wall:.0f}/s)"
+    )
     for signature, examples in sorted(crashes.items()):
         print(f"- {signature}")
         for example in examples:

@@ -6,6 +6,7 @@ exception is a crash, and an accepted workload must satisfy INVARIANTS."""
 from __future__ import annotations
 
 import io
+import json
 import math
 import random
 import shutil
@@ -23,10 +24,37 @@ SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "traces"
 SNIPPET_LINES = 40
 # values a careless or hostile trace may hold
 TOKENS = [
-    b"0", b"-1", b"1e20", b"18446744073709551615", b"9223372036854775808", b"1" * 400, b"true",
-    b"false", b"null", b"NaN", b"Infinity", b"-Infinity", b"1.5", b"\"\"", b"\"x\"", b"{}", b"[]",
-    b"[" * 2000, b"{\"a\":" * 2000, b"\xff\xfe", b"\x00", b",", b"\n", b"\"", b"1e308", b"5e-324",
-    b"-0", b"0x10", b"\"12\"", b"  ", b"1_000",
+    b"0",
+    b"-1",
+    b"1e20",
+    b"18446744073709551615",
+    b"9223372036854775808",
+    b"1" * 400,
+    b"true",
+    b"false",
+    b"null",
+    b"NaN",
+    b"Infinity",
+    b"-Infinity",
+    b"1.5",
+    b'""',
+    b'"x"',
+    b"{}",
+    b"[]",
+    b"[" * 2000,
+    b'{"a":' * 2000,
+    b"\xff\xfe",
+    b"\x00",
+    b",",
+    b"\n",
+    b'"',
+    b"1e308",
+    b"5e-324",
+    b"-0",
+    b"0x10",
+    b'"12"',
+    b"  ",
+    b"1_000",
 ]
 
 
@@ -56,6 +84,26 @@ def _canonical_rows() -> pd.DataFrame:
     )
 
 
+LMSYS = [
+    {
+        "conversation_id": f"c{i}",
+        "model": ["vicuna-13b", "koala-13b"][i % 2],
+        "conversation": [
+            {"role": "user", "content": "How do fair schedulers share a GPU? " * (i + 1)},
+            {"role": "assistant", "content": "They charge each tenant for its service. " * (2 * i + 1)},
+        ],
+    }
+    for i in range(6)
+]
+
+
+def _servegen_dataset() -> bytes:
+    """The first dataset windows of a real ServeGen client (the whole file is large)."""
+    windows = json.loads((SHARED / "servegen_m_small" / "chunk-30-dataset.json").read_text())
+    first = dict(list(windows.items())[:2])
+    return json.dumps(first).encode()
+
+
 def seeds() -> list[Seed]:
     """One snippet per format, from the shared real traces (and a generated canonical table)."""
     canonical = _canonical_rows()
@@ -70,9 +118,13 @@ def seeds() -> list[Seed]:
         Seed("arena.jsonl", "arena", _head(SHARED / "arena_hard_auto" / "arena_hard_flat.jsonl", 12)),
         Seed("conv.csv", "azure", _head(SHARED / "azure_llm_2023" / "AzureLLMInferenceTrace_conv.csv")),
         Seed("mooncake.jsonl", "mooncake", _head(SHARED / "mooncake" / "conversation_trace.jsonl")),
-        Seed("lengths.csv", "canonical", _head(SHARED / "sharegpt_lengths_sarathi" / "sharegpt_8k_filtered_stats_llama2_tokenizer.csv")),
-        Seed("chunk-0-trace.csv", "servegen", _head(SHARED / "servegen_m_small" / "chunk-0-trace.csv", 20)),
-        Seed("chunk-0-dataset.json", "servegen", (SHARED / "servegen_m_small" / "chunk-0-dataset.json").read_bytes()[:20000]),
+        Seed("lmsys.json", "lmsys", json.dumps(LMSYS).encode()),
+        Seed("chunk-30-trace.csv", "servegen", _head(SHARED / "servegen_m_small" / "chunk-30-trace.csv", 20)),
+        Seed(
+            "chunk-30-dataset.json",
+            "servegen",
+            _servegen_dataset(),
+        ),
     ]
 
 
@@ -119,14 +171,22 @@ def run_one(seed: Seed, data: bytes, folder: Path) -> Outcome:
         shutil.rmtree(folder)
     folder.mkdir(parents=True)
     if seed.fmt == "servegen":
-        for other in ("chunk-0-trace.csv", "chunk-0-dataset.json"):
+        for other in ("chunk-30-trace.csv", "chunk-30-dataset.json"):
             original = SHARED / "servegen_m_small" / other
-            (folder / other).write_bytes(data if other == seed.name else _head(original, 20) if other.endswith(".csv") else original.read_bytes())
+            (folder / other).write_bytes(
+                data
+                if other == seed.name
+                else _head(original, 20)
+                if other.endswith(".csv")
+                else original.read_bytes()
+            )
         source = folder
     else:
         source = folder / seed.name
         source.write_bytes(data)
-    spec = WorkloadSpec(source=str(source), format=seed.fmt, duration_s=600.0 if seed.fmt == "servegen" else None)
+    spec = WorkloadSpec(
+        source=str(source), format=seed.fmt, duration_s=10.0 if seed.fmt == "servegen" else None
+    )
     try:
         workload, _ = build_workload(spec)
     except UserInputError as exc:
@@ -136,11 +196,15 @@ def run_one(seed: Seed, data: bytes, folder: Path) -> Outcome:
         return Outcome("refused", message)
     except RecursionError:
         return Outcome("crash", "RecursionError")
-    except Exception as exc:  # noqa: BLE001 - classifying is the point
+    except Exception as exc:
         frame = traceback.extract_tb(exc.__traceback__)[-1]
         return Outcome("crash", f"{type(exc).__name__} at {Path(frame.filename).name}:{frame.lineno}")
     problem = invariant_problem(workload)
-    return Outcome("crash", f"invariant: {problem.split(' ')[0]} {problem.split(' ')[1]}") if problem else Outcome("accepted", "")
+    return (
+        Outcome("crash", f"invariant: {problem.split(' ')[0]} {problem.split(' ')[1]}")
+        if problem
+        else Outcome("accepted", "")
+    )
 
 
 def invariant_problem(workload: object) -> str | None:
@@ -156,7 +220,11 @@ def invariant_problem(workload: object) -> str | None:
         return "arrivals not finite, non-negative and sorted"
     for it in items:
         r = it.request
-        for name, value in (("prompt", r.prompt_tokens), ("output", it.output_tokens), ("max_tokens", r.max_tokens)):
+        for name, value in (
+            ("prompt", r.prompt_tokens),
+            ("output", it.output_tokens),
+            ("max_tokens", r.max_tokens),
+        ):
             if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_TOKENS:
                 return f"{name} tokens {value!r} outside [1, {MAX_TOKENS}]"
         if not (math.isfinite(r.weight) and r.weight > 0):

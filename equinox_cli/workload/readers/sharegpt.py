@@ -38,7 +38,8 @@ def read_sharegpt(path: Path, count: TokenCounter, seed: int) -> RawTrace:
             if turn.get("from") not in HUMAN:
                 continue
             reply = turns[turn_no + 1] if turn_no + 1 < len(turns) else None
-            has_reply = isinstance(reply, dict) and reply.get("from") in MODEL
+            # a reply without text is refused when the loop reaches it (row and field named)
+            has_reply = isinstance(reply, dict) and reply.get("from") in MODEL and "value" in reply
             text = turn["value"]
             out = count(str(reply["value"])) if has_reply and reply is not None else -1
             prompts_only += out < 0

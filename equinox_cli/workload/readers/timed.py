@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from equinox_cli.core.errors import UserInputError
-from equinox_cli.workload.limits import MAX_ARRIVAL_S
+from equinox_cli.workload.limits import MAX_ARRIVAL_S, MAX_TOKENS
 from equinox_cli.workload.readers.raw import (
     RawTrace,
     int_field,
@@ -23,20 +23,20 @@ from equinox_cli.workload.readers.raw import (
     read_csv,
     require_columns,
 )
+from equinox_cli.workload.schema import numeric_values
 
 AZURE_COLUMNS = ("TIMESTAMP", "ContextTokens", "GeneratedTokens")
 BURSTGPT_COLUMNS = ("Timestamp", "Request tokens", "Response tokens")
 
 
 def _counts(frame: pd.DataFrame, path: Path, column: str) -> np.ndarray:
-    values = pd.to_numeric(frame[column], errors="coerce")
-    bad = values.isna() | (values < 0) | (values % 1 != 0)
+    values = numeric_values(frame[column])  # booleans and text are NaN; bounded before the cast
+    bad = ~((values >= 0) & (values <= MAX_TOKENS)) | (values % 1 != 0)
     if bad.any():
-        row = int(np.flatnonzero(bad.to_numpy())[0])
-        raise UserInputError(
-            f"{path}: row {row + 1}: field {column!r}: not a count >= 0: {frame[column].iloc[row]!r}"
-        )
-    return values.to_numpy(dtype=np.int64)
+        row = int(np.flatnonzero(bad)[0])
+        shown = str(frame[column].iloc[row])[:40]
+        raise UserInputError(f"{path}: row {row + 1}: field {column!r}: not a count in [0, 1e7]: {shown!r}")
+    return values.astype(np.int64)
 
 
 def _finish(frame: pd.DataFrame, path: Path, fmt: str) -> RawTrace:
