@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
 from equinox_cli.core.errors import UserInputError
 
 P = TypeVar("P")
+MAX_PARAM = 1e9  # every numeric -P value: finite and within ±1e9 (ranges per key: validate())
 
 
 def _convert(policy: str, key: str, raw: str, kind: type) -> object:
@@ -19,9 +21,14 @@ def _convert(policy: str, key: str, raw: str, kind: type) -> object:
             if raw.lower() in ("0", "false", "no", "off"):
                 return False
             raise ValueError(raw)
-        return kind(raw)
+        value = kind(raw)
     except ValueError:
         raise UserInputError(f"bad -P value for {policy}: {key}={raw!r} (expected {kind.__name__})") from None
+    if kind in (int, float) and not (math.isfinite(value) and abs(value) <= MAX_PARAM):
+        raise UserInputError(
+            f"bad -P value for {policy}: {key}={raw!r} (a finite number within ±{MAX_PARAM:g})"
+        )
+    return value
 
 
 def parse_params(policy: str, cls: type[P], raw: Mapping[str, str]) -> P:

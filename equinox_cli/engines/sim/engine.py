@@ -64,6 +64,9 @@ def apply_engine_args(profile: Profile, raw: dict[str, str]) -> Profile:
                 values[key] = kinds[key](text)
         except ValueError:
             raise UserInputError(f"bad -E value {key}={text!r} (expected {kinds[key].__name__})") from None
+        number = values[key]
+        if isinstance(number, int | float) and not isinstance(number, bool) and not 0 <= number <= 1e9:
+            raise UserInputError(f"bad -E value {key}={text!r} (a number in [0, 1e9])")
     result = replace(profile, **values)  # type: ignore[arg-type]
     if result.admission not in ("vllm", "vtc"):
         raise UserInputError(f"bad -E value admission={result.admission!r}; valid: vllm, vtc")
