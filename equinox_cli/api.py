@@ -50,6 +50,7 @@ class HttpOptions:
     request_timeout_s: float = 300.0
     deadline_s: float | None = None
     api_keys: Path | None = None  # JSON {client_id: API key}
+    allow_length_mismatch: bool = False  # served at another length: finished, not a failure
 
 
 @dataclass(frozen=True, slots=True)
@@ -337,7 +338,13 @@ def make_engine(
     if http.api_keys is not None:
         keys = _read_api_keys(http.api_keys)
     config = HttpConfig(
-        engine, http.model, keys, http.max_concurrency, http.request_timeout_s, http.deadline_s
+        engine,
+        http.model,
+        keys,
+        http.max_concurrency,
+        http.request_timeout_s,
+        http.deadline_s,
+        allow_length_mismatch=http.allow_length_mismatch,
     )
     if managed is not None:
         return ManagedVllmEngine(managed, config)
@@ -364,7 +371,9 @@ def _http_meta(engine: str, runs: Mapping[str, RunTables]) -> dict[str, object]:
     (run,) = runs.values()
     requests = run.requests
     counts = requests["status"].value_counts().to_dict()
-    rates = rate_report(requests["sent_s"].tolist(), requests["arrival_s"].tolist())
+    rates = rate_report(
+        requests["sent_s"].tolist(), requests["arrival_s"].tolist(), requests["attempt_s"].tolist()
+    )
     lag = requests["send_lag_s"].dropna()
     finished = requests["status"] == "finished"
     return {

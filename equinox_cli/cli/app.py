@@ -88,6 +88,7 @@ def replay(
     request_timeout: o.RequestTimeoutOpt = 300.0,
     deadline: o.DeadlineOpt = None,
     api_keys: o.ApiKeysOpt = None,
+    allow_length_mismatch: o.AllowMismatchOpt = False,
     vllm_model: o.VllmModelOpt = None,
     vllm_python: o.VllmPythonOpt = sys.executable,
     vllm_arg: o.VllmArgOpt = None,
@@ -120,7 +121,9 @@ def replay(
         policy_params=tuple(param or ()),
         engine_params=tuple(engine_param or ()),
         predictor=predictor,
-        http=o.http_options(model, max_concurrency, request_timeout, deadline, api_keys),
+        http=o.http_options(
+            model, max_concurrency, request_timeout, deadline, api_keys, allow_length_mismatch
+        ),
         vllm=o.vllm_options(vllm_model, vllm_python, vllm_arg),
         out=out,
     )

@@ -50,6 +50,7 @@ def collect(
     request_timeout: o.RequestTimeoutOpt = 300.0,
     deadline: o.DeadlineOpt = None,
     api_keys: o.ApiKeysOpt = None,
+    allow_length_mismatch: o.AllowMismatchOpt = False,
     vllm_model: o.VllmModelOpt = None,
     vllm_python: o.VllmPythonOpt = sys.executable,
     vllm_arg: o.VllmArgOpt = None,
@@ -74,7 +75,9 @@ def collect(
         policy=policy,
         policy_params=tuple(param or ()),
         engine_params=tuple(engine_param or ()),
-        http=o.http_options(model, max_concurrency, request_timeout, deadline, api_keys),
+        http=o.http_options(
+            model, max_concurrency, request_timeout, deadline, api_keys, allow_length_mismatch
+        ),
         vllm=o.vllm_options(vllm_model, vllm_python, vllm_arg),
         out=out,
     )

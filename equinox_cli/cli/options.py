@@ -102,13 +102,26 @@ VllmArgOpt = Annotated[
         "Default: --enforce-eager.",
     ),
 ]
+AllowMismatchOpt = Annotated[
+    bool,
+    typer.Option(
+        "--allow-length-mismatch",
+        help="http/vllm engine: a request served at another length than the forced one counts as "
+        "finished (length_ok false) instead of making the run incomplete (exit 2).",
+    ),
+]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON instead of tables.")]
 
 
 def http_options(
-    model: str, max_concurrency: int, request_timeout: float, deadline: float | None, api_keys: Path | None
+    model: str,
+    max_concurrency: int,
+    request_timeout: float,
+    deadline: float | None,
+    api_keys: Path | None,
+    allow_length_mismatch: bool = False,
 ) -> HttpOptions:
-    return HttpOptions(model, max_concurrency, request_timeout, deadline, api_keys)
+    return HttpOptions(model, max_concurrency, request_timeout, deadline, api_keys, allow_length_mismatch)
 
 
 def workload_spec(

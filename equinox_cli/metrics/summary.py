@@ -40,6 +40,9 @@ class RunTables:
     summary: dict[str, float | int | str]
 
 
+FAILED_STATUSES = ("error", "timeout", "not_sent", "length_mismatch")  # a live run with any is incomplete
+
+
 def _system(requests: pd.DataFrame, steps: pd.DataFrame, cfg: MetricsConfig) -> dict[str, float]:
     finished = requests[requests["status"] == "finished"]
     makespan = float(requests["finish_s"].max()) if len(requests) else 0.0
@@ -80,7 +83,7 @@ def summarize(
         "finished": int((requests["status"] == "finished").sum()),
         "rejected": int((requests["status"] == "rejected").sum()),
         "aborted": int((requests["status"] == "aborted").sum()),
-        "failed": int(requests["status"].isin(("error", "timeout", "not_sent")).sum()),  # live engines
+        "failed": int(requests["status"].isin(FAILED_STATUSES).sum()),  # live engines
         **_system(requests, steps, cfg),
         **percentiles(requests["ttft_s"], "ttft_s"),
         **percentiles(requests["tpot_s"], "tpot_s"),

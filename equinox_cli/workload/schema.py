@@ -22,6 +22,12 @@ OPTIONAL_COLUMNS = ("prompt", "weight", "max_tokens")
 CANONICAL_COLUMNS = REQUIRED_COLUMNS + OPTIONAL_COLUMNS
 
 
+def shown(name: object) -> str:
+    """A column name or value fit for a one-line message (repr when it holds line breaks etc.)."""
+    text = str(name)[:80]
+    return text if text.isprintable() else repr(text)
+
+
 def _bad(path: str, row: int, column: str, why: str) -> UserInputError:
     return UserInputError(f"{path}: row {row}: field {column!r}: {why}")
 
@@ -91,7 +97,7 @@ def reject_unknown_columns(frame: pd.DataFrame, path: str) -> None:
     extra = [c for c in frame.columns if c not in CANONICAL_COLUMNS]
     if extra:
         raise UserInputError(
-            f"{path}: unknown column(s) {', '.join(map(str, extra))}; canonical columns: "
+            f"{path}: unknown column(s) {', '.join(map(shown, extra))}; canonical columns: "
             f"{', '.join(CANONICAL_COLUMNS)}"
         )
 

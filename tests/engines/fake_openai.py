@@ -21,6 +21,8 @@ class Behaviour:
     malformed_after: int | None = None  # send a broken chunk after this many tokens
     die_after: int | None = None  # close the connection after this many tokens
     short_by: int = 0  # generate fewer tokens than asked
+    usage_claim: int | None = None  # completion_tokens to claim in usage (else the truth)
+    choices_value: object = None  # send one chunk whose "choices" is this (e.g. 5)
     seen: list[dict[str, object]] = field(default_factory=list)
     auth: list[str | None] = field(default_factory=list)
 
@@ -50,10 +52,13 @@ async def _completions(request: web.Request) -> web.StreamResponse:
             return response
         if b.malformed_after is not None and i == b.malformed_after:
             await response.write(b"data: {not json\n\n")
+        if b.choices_value is not None and i == 1:
+            await response.write(f"data: {json.dumps({'choices': b.choices_value})}\n\n".encode())
         await response.write(_chunk("x"))
         if b.token_delay_s:
             await asyncio.sleep(b.token_delay_s)
-    usage = {"choices": [], "usage": {"prompt_tokens": len(body["prompt"]), "completion_tokens": n}}
+    claimed = n if b.usage_claim is None else b.usage_claim
+    usage = {"choices": [], "usage": {"prompt_tokens": len(body["prompt"]), "completion_tokens": claimed}}
     await response.write(f"data: {json.dumps(usage)}\n\n".encode())
     await response.write(b"data: [DONE]\n\n")
     return response

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 
+import aiohttp
+import pytest
+
 from equinox_cli.engines.http.client import HttpConfig, replay_http
 from equinox_cli.engines.http.stream import StreamError, parse_line
 from tests.conftest import make_workload
@@ -51,10 +54,51 @@ def test_streams_are_timed_and_lengths_checked() -> None:
     assert behaviour.auth.count("Bearer key-a") == 3 and behaviour.auth.count(None) == 3
 
 
-def test_short_answers_are_flagged() -> None:
+def test_short_answers_are_an_outcome_of_their_own_unless_allowed() -> None:
     with fake_server(Behaviour(short_by=2)) as url:
         outcomes = replay_http(_workload(2), HttpConfig(url))
-    assert all(o.status == "finished" and not o.length_ok and o.output_tokens == 3 for o in outcomes)
+    assert all(o.status == "length_mismatch" and o.output_tokens == 3 for o in outcomes)
+    assert outcomes[0].reason == "streamed 3 of 5 tokens (usage said 3)"
+    with fake_server(Behaviour(short_by=2)) as url:
+        outcomes = replay_http(_workload(2), HttpConfig(url, allow_length_mismatch=True))
+    assert all(o.status == "finished" and not o.length_ok for o in outcomes)
+
+
+def test_output_is_counted_from_the_stream_and_usage_only_cross_checked() -> None:
+    with fake_server(Behaviour(short_by=2, usage_claim=5)) as url:  # claims the full length
+        outcomes = replay_http(_workload(2), HttpConfig(url))
+    assert all(o.status == "length_mismatch" and o.output_tokens == 3 for o in outcomes)
+    assert outcomes[0].reason == "streamed 3 of 5 tokens (usage said 5)"
+    with fake_server(Behaviour(usage_claim=-7)) as url:  # a negative usage is no count
+        outcomes = replay_http(_workload(2), HttpConfig(url))
+    assert all(o.status == "finished" and o.output_tokens == 5 for o in outcomes)
+    chunk = parse_line(b'data: {"choices": [{"text": "ab", "token_ids": [4, 9]}]}')
+    assert chunk is not None and chunk.text_tokens == 2  # vLLM's token ids: exact counts
+
+
+def test_a_malformed_choices_field_is_an_error_of_a_sent_request() -> None:
+    with fake_server(Behaviour(choices_value=5)) as url:
+        outcomes = replay_http(_workload(2), HttpConfig(url))
+    assert all(o.status == "error" and "'choices' is not a list" in o.reason for o in outcomes)
+    assert all(o.sent_s is not None and o.attempt_s is not None for o in outcomes)  # it was sent
+
+
+def test_every_fault_in_a_request_task_is_recorded(monkeypatch: pytest.MonkeyPatch) -> None:
+    from equinox_cli.engines.http import client
+
+    async def connect_timeout(self: object, session: object, outcome: object) -> None:
+        raise aiohttp.ServerTimeoutError("Connection timeout to host")
+
+    monkeypatch.setattr(client._Replay, "_stream", connect_timeout)
+    outcomes = replay_http(_workload(2), HttpConfig("http://127.0.0.1:9"))
+    assert all(o.status == "timeout" and o.reason.startswith("connect timeout") for o in outcomes)
+
+    async def bug(self: object, session: object, outcome: object) -> None:
+        raise KeyError("surprise")
+
+    monkeypatch.setattr(client._Replay, "_stream", bug)
+    outcomes = replay_http(_workload(2), HttpConfig("http://127.0.0.1:9"))
+    assert all(o.status == "error" and o.reason.startswith("client fault: KeyError") for o in outcomes)
 
 
 def test_http_errors_are_recorded_with_status() -> None:
@@ -85,3 +129,4 @@ def test_slow_server_times_out_per_request_and_globally() -> None:
 def test_unreachable_server_is_an_error_not_a_hang() -> None:
     outcomes = replay_http(_workload(2), HttpConfig(f"http://127.0.0.1:{free_port()}"))
     assert all(o.status == "error" and o.reason.startswith("connection") for o in outcomes)
+    assert all(o.sent_s is None and o.attempt_s is not None for o in outcomes)  # attempted, not sent

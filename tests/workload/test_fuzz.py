@@ -142,3 +142,18 @@ def test_servegen_rates_that_would_allocate_gigabytes_are_refused(tmp_path: Path
     _refused(tmp_path, "row 1: field 'rate': not a number in")
     (tmp_path / "chunk-0-trace.csv").write_text("0,1,1,Zipf,1,1\n")
     _refused(tmp_path, "row 1: field 'family'")
+
+
+def test_lone_surrogates_and_line_breaks_in_names_stay_one_line(tmp_path: Path) -> None:
+    path = tmp_path / "sg.json"
+    turns = '[{"from": "human", "value": "hi \\ud800"}, {"from": "gpt", "value": "ok"}]'
+    path.write_text(f'[{{"id": "a", "conversations": {turns}}}]')
+    workload, _ = build_workload(WorkloadSpec(source=str(path), format="sharegpt"))
+    assert workload.items[0].request.prompt == "hi \ufffd"
+    _refused(
+        _csv(tmp_path, "a,c,0,5,5", 'request_id,client_id,arrival_s,prompt_tokens,"output\ntokens"'),
+        "unknown column",
+    )
+    azure = tmp_path / "az.csv"
+    azure.write_text("TIMESTAMP,ContextTokens,GeneratedTokens\n2023-11-16 18:15:50,3,9\n1690,396,109\n")
+    _refused(azure, "field 'arrival_s': must be in", format="azure")  # 333 years: a unit mistake

@@ -3,8 +3,12 @@
 Send times are scheduled on absolute loop time (t0 + arrival_s), never as sleeps between requests,
 so lateness does not accumulate; every latency is counted from the *intended* send time, so time a
 request spent waiting for a concurrency slot counts against the server (like a real user's). Output
-length is forced (`max_tokens = min_tokens = target`, `ignore_eos`) and checked. Each request ends
-in exactly one status: finished, error (with the reason), timeout, or not_sent (global deadline).
+length is forced (`max_tokens = min_tokens = target`, `ignore_eos`) and checked against the tokens
+actually streamed (the server's `usage` is only a cross-check). Each request ends in exactly one
+status: finished, length_mismatch (served, but not the forced length; `finished` with length_ok
+false when the user allows mismatches), error (with the reason, whatever went wrong), timeout
+(connect, per request or the global deadline, each said as such), or not_sent. `attempt_s` is when
+the client started a request, `sent_s` when its body was written to a connection (delivered).
 """
 
 from __future__ import annotations
@@ -42,15 +46,18 @@ class HttpConfig:
     request_timeout_s: float = 300.0
     deadline_s: float | None = None  # global: after it, in-flight requests time out, the rest are not sent
     start_lead_s: float = 0.05  # time to set up before the first send
+    connect_timeout_s: float = 10.0
+    allow_length_mismatch: bool = False  # a request served at another length still counts as finished
 
 
 @dataclass(slots=True)
 class Outcome:
     item: WorkloadItem
-    status: str = "not_sent"  # finished | error | timeout | not_sent
+    status: str = "not_sent"  # finished | length_mismatch | error | timeout | not_sent
     reason: str = ""
     intended_s: float = 0.0  # all times relative to t0
-    sent_s: float | None = None
+    attempt_s: float | None = None  # the client began the request (took a concurrency slot)
+    sent_s: float | None = None  # the request was written to a connection (delivered)
     first_token_s: float | None = None
     finish_s: float | None = None
     output_tokens: int = 0
@@ -72,6 +79,7 @@ def request_body(item: WorkloadItem, model: str) -> dict[str, object]:
         "temperature": 0.0,
         "stream": True,
         "stream_options": {"include_usage": True},
+        "return_token_ids": True,  # vLLM: each chunk names its tokens, so the count is exact
         "user": request.client_id,
         "vllm_xargs": {
             "equinox_client": request.client_id,
@@ -95,9 +103,14 @@ class _Replay:
 
     async def run(self) -> list[Outcome]:
         config = self.config
-        timeout = aiohttp.ClientTimeout(total=None, sock_connect=10.0)
+        timeout = aiohttp.ClientTimeout(total=None, sock_connect=config.connect_timeout_s)
         connector = aiohttp.TCPConnector(limit=config.max_concurrency, force_close=False)
-        async with aiohttp.ClientSession(timeout=timeout, connector=connector) as session:
+        trace = aiohttp.TraceConfig()
+        trace.on_request_chunk_sent.append(self._on_written)
+        trace.on_request_headers_sent.append(self._on_written)
+        async with aiohttp.ClientSession(
+            timeout=timeout, connector=connector, trace_configs=[trace]
+        ) as session:
             self.t0 = time.perf_counter() + config.start_lead_s
             gate = asyncio.Semaphore(config.max_concurrency)
             tasks: list[asyncio.Future[None]] = []
@@ -131,13 +144,22 @@ class _Replay:
                 await asyncio.sleep(delay)
             tasks.append(asyncio.ensure_future(self._one(session, gate, index)))
 
+    async def _on_written(self, session: object, context: object, params: object) -> None:
+        """aiohttp trace hook: the request's headers or body reached the connection."""
+        outcome = getattr(context, "trace_request_ctx", None)
+        if isinstance(outcome, Outcome):
+            outcome.sent_s = self.now()  # the last write: the body (headers first)
+
     async def _one(self, session: aiohttp.ClientSession, gate: asyncio.Semaphore, index: int) -> None:
         outcome = self.outcomes[index]
         config = self.config
         async with gate:
-            outcome.sent_s = self.now()
+            outcome.attempt_s = self.now()
             try:
                 await asyncio.wait_for(self._stream(session, outcome), config.request_timeout_s)
+            except aiohttp.ServerTimeoutError:  # before TimeoutError: it is one
+                outcome.status = "timeout"
+                outcome.reason = f"connect timeout: no connection within {config.connect_timeout_s:g} s"
             except TimeoutError:
                 outcome.status, outcome.reason = (
                     "timeout",
@@ -152,6 +174,8 @@ class _Replay:
                 outcome.status, outcome.reason = "error", f"HTTP {exc.status}: {exc.message}"
             except (aiohttp.ClientError, ConnectionError, OSError) as exc:
                 outcome.status, outcome.reason = "error", f"connection: {type(exc).__name__}: {exc}"[:200]
+            except Exception as exc:
+                outcome.status, outcome.reason = "error", f"client fault: {type(exc).__name__}: {exc}"[:200]
             finally:
                 self.done += 1
                 if self.on_done:
@@ -164,7 +188,8 @@ class _Replay:
         if key:
             headers["Authorization"] = f"Bearer {key}"
         url = self.config.base_url.rstrip("/") + "/v1/completions"
-        async with session.post(url, json=request_body(item, self.config.model), headers=headers) as response:
+        payload = request_body(item, self.config.model)
+        async with session.post(url, json=payload, headers=headers, trace_request_ctx=outcome) as response:
             if response.status >= 400:
                 body = (await response.text())[:160].replace("\n", " ")
                 outcome.status, outcome.reason = "error", f"HTTP {response.status}: {body}"
@@ -188,8 +213,14 @@ class _Replay:
             if not done:
                 raise StreamError("server closed the stream before [DONE]")
         outcome.finish_s = self.now()
-        outcome.output_tokens = usage if usage is not None else tokens
-        outcome.status = "finished"
+        outcome.output_tokens = tokens  # what was streamed; usage is only a cross-check
+        target = item.output_tokens
+        if tokens == target and usage in (None, tokens):
+            outcome.status = "finished"
+            return
+        said = "" if usage is None else f" (usage said {usage})"
+        outcome.reason = f"streamed {tokens} of {target} tokens{said}"
+        outcome.status = "finished" if self.config.allow_length_mismatch else "length_mismatch"
 
 
 def replay_http(

@@ -20,6 +20,7 @@ from equinox_cli.engines.sim.engine import REQUEST_COLUMNS, STEP_COLUMNS
 
 HTTP_COLUMNS = (
     "reason",
+    "attempt_s",
     "sent_s",
     "send_lag_s",
     "target_output_tokens",
@@ -48,6 +49,7 @@ def _row(o: Outcome) -> dict[str, object]:
         finish_s=o.finish_s if o.finish_s is not None else nan,
         preemptions=nan,
         reason=o.reason,
+        attempt_s=o.attempt_s if o.attempt_s is not None else nan,
         sent_s=o.sent_s if o.sent_s is not None else nan,
         send_lag_s=(o.sent_s - o.intended_s) if o.sent_s is not None else nan,
         target_output_tokens=o.item.output_tokens,
@@ -85,12 +87,21 @@ def http_result(policy: str, outcomes: list[Outcome], config: HttpConfig) -> Run
     )
 
 
-def rate_report(requests_sent_s: list[float], intended_s: list[float]) -> dict[str, float]:
-    """Target vs achieved request rate (req/s) and send lag percentiles (s)."""
+def rate_report(
+    requests_sent_s: list[float], intended_s: list[float], attempt_s: list[float] | None = None
+) -> dict[str, float]:
+    """Target vs achieved request rate (req/s) over the requests delivered (written to a
+    connection), and how many were delivered and attempted."""
     sent = np.array([s for s in requests_sent_s if not math.isnan(s)])
+    attempted = sum(not math.isnan(a) for a in attempt_s) if attempt_s is not None else sent.size
     intended = np.asarray(intended_s, dtype=float)
     span = float(intended.max() - intended.min()) if intended.size > 1 else 0.0
     target = (intended.size - 1) / span if span > 0 else math.nan
     sent_span = float(sent.max() - sent.min()) if sent.size > 1 else 0.0
     achieved = (sent.size - 1) / sent_span if sent_span > 0 else math.nan
-    return {"target_rps": target, "achieved_rps": achieved, "sent": float(sent.size)}
+    return {
+        "target_rps": target,
+        "achieved_rps": achieved,
+        "sent": float(sent.size),
+        "attempted": float(attempted),
+    }

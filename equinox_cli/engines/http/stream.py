@@ -12,8 +12,8 @@ class StreamError(Exception):
 
 @dataclass(slots=True)
 class Chunk:
-    text_tokens: int  # 1 when the chunk carries generated text, else 0
-    usage_tokens: int | None  # completion_tokens of a usage chunk
+    text_tokens: int  # tokens the chunk carries: len(token_ids) when sent, else 1 if it has text
+    usage_tokens: int | None  # completion_tokens of a usage chunk (a count >= 0; else None)
     done: bool
 
 
@@ -35,8 +35,24 @@ def parse_line(line: bytes) -> Chunk | None:
         raise StreamError(f"server error in stream: {str(obj['error'])[:120]}")
     usage = obj.get("usage")
     usage_tokens = None
-    if isinstance(usage, dict) and isinstance(usage.get("completion_tokens"), int):
-        usage_tokens = int(usage["completion_tokens"])
-    choices = obj.get("choices") or []
-    has_text = any(isinstance(c, dict) and c.get("text") for c in choices)
-    return Chunk(1 if has_text else 0, usage_tokens, False)
+    if isinstance(usage, dict):
+        claimed = usage.get("completion_tokens")
+        if isinstance(claimed, int) and not isinstance(claimed, bool) and claimed >= 0:
+            usage_tokens = claimed
+    choices = obj.get("choices")
+    if choices is None:
+        choices = []
+    if not isinstance(choices, list) or not all(isinstance(c, dict) for c in choices):
+        raise StreamError(f"malformed stream chunk: 'choices' is not a list of objects: {payload[:80]!r}")
+    return Chunk(sum(_tokens(c) for c in choices), usage_tokens, False)
+
+
+def _tokens(choice: dict[str, object]) -> int:
+    """Tokens in one streamed choice: its token ids when the server sends them (vLLM's
+    `return_token_ids`), else one for a non-empty text delta."""
+    ids = choice.get("token_ids")
+    if isinstance(ids, list):
+        return len(ids)
+    delta = choice.get("delta")
+    content = delta.get("content") if isinstance(delta, dict) else None  # chat completions
+    return 1 if choice.get("text") or content else 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -11,6 +12,7 @@ import pandas as pd
 
 from equinox_cli.core.errors import UserInputError
 from equinox_cli.workload.limits import MAX_TOKENS
+from equinox_cli.workload.schema import shown
 
 
 @dataclass
@@ -36,13 +38,36 @@ def read_json_any(path: Path) -> object:
     """A JSON document, with a one-line error naming the file and the position."""
     try:
         with path.open(encoding="utf-8") as handle:
-            return json.loads(handle.read(), parse_constant=_no_constant)
+            text = handle.read()
+        return _without_surrogates(json.loads(text, parse_constant=_no_constant), text)
     except json.JSONDecodeError as exc:
         raise UserInputError(f"{path}: line {exc.lineno}: bad JSON: {exc.msg}") from None
     except UnicodeDecodeError as exc:
         raise UserInputError(f"{path}: not UTF-8 text ({exc.reason})") from None
     except (RecursionError, ValueError) as exc:
         raise UserInputError(f"{path}: bad JSON: {first_line(exc)}") from None
+
+
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _without_surrogates(data: object, text: str) -> object:
+    """JSON may escape lone UTF-16 surrogates ("\\ud800"), which no UTF-8 column can hold:
+    replace them with U+FFFD (walked only when the text has such an escape)."""
+    if not _SURROGATE_ESCAPE.search(text):
+        return data
+
+    def clean(value: object) -> object:
+        if isinstance(value, str):
+            return _SURROGATE.sub("\ufffd", value)
+        if isinstance(value, list):
+            return [clean(v) for v in value]
+        if isinstance(value, dict):
+            return {clean(k): clean(v) for k, v in value.items()}
+        return value
+
+    return clean(data)
 
 
 def _no_constant(name: str) -> float:
@@ -57,7 +82,7 @@ def iter_jsonl(path: Path) -> Iterator[tuple[int, dict[str, object]]]:
                 if not line.strip():
                     continue
                 try:
-                    obj = json.loads(line, parse_constant=_no_constant)
+                    obj = _without_surrogates(json.loads(line, parse_constant=_no_constant), line)
                 except json.JSONDecodeError as exc:
                     raise UserInputError(f"{path}: row {lineno}: bad JSON: {exc.msg}") from None
                 except (RecursionError, ValueError) as exc:
@@ -85,7 +110,7 @@ def require_columns(frame: pd.DataFrame, path: Path, columns: tuple[str, ...], f
     if missing:
         raise UserInputError(
             f"{path}: not a {fmt} file: missing column(s) {', '.join(missing)} "
-            f"(found: {', '.join(map(str, frame.columns))})"
+            f"(found: {', '.join(map(shown, frame.columns))})"
         )
 
 

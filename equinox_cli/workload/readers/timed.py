@@ -18,6 +18,7 @@ from equinox_cli.core.errors import UserInputError
 from equinox_cli.workload.limits import MAX_ARRIVAL_S, MAX_TOKENS
 from equinox_cli.workload.readers.raw import (
     RawTrace,
+    first_line,
     int_field,
     iter_jsonl,
     read_csv,
@@ -57,7 +58,12 @@ def read_azure(path: Path) -> RawTrace:
     require_columns(frame, path, AZURE_COLUMNS, "Azure LLM inference")
     if frame.empty:
         raise UserInputError(f"{path}: empty trace (no rows)")
-    times = pd.to_datetime(frame["TIMESTAMP"], errors="coerce", format="mixed", utc=True)
+    try:
+        times = pd.to_datetime(frame["TIMESTAMP"], errors="coerce", format="mixed", utc=True)
+    except (OverflowError, ValueError) as exc:  # a date pandas cannot hold (beyond year 2262)
+        raise UserInputError(
+            f"{path}: field 'TIMESTAMP': not a time pandas can hold ({first_line(exc)})"
+        ) from None
     if times.isna().any():
         row = int(np.flatnonzero(times.isna().to_numpy())[0])
         raise UserInputError(
