@@ -41,3 +41,8 @@ def _show(number: float) -> str:
         text = str(int(number))
         return text if len(text) <= 20 else f"{float(number):.3g}"
     return f"{number:g}"
+
+
+def reject_constant(name: str) -> float:
+    """json.loads(parse_constant=...): NaN, Infinity and -Infinity are not numbers in our files."""
+    raise ValueError(f"{name} is not a number")

@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from equinox_cli.core.checks import reject_constant
 from equinox_cli.core.errors import UserInputError
 from equinox_cli.core.files import atomic_folder
 from equinox_cli.predict.mope import TARGETS, Router, TargetModel
@@ -139,7 +140,7 @@ def read_manifest(path: Path) -> dict[str, Any]:
     if not file.is_file() or file.stat().st_size > MANIFEST_MAX_BYTES:
         raise _refuse(path, f"{MANIFEST} is not a regular file of at most {MANIFEST_MAX_BYTES} bytes")
     try:
-        manifest = json.loads(file.read_text(encoding="utf-8"), parse_constant=_no_constant)
+        manifest = json.loads(file.read_text(encoding="utf-8"), parse_constant=reject_constant)
     except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise _refuse(path, f"{MANIFEST} is not valid JSON ({reason})") from None
@@ -151,10 +152,6 @@ def read_manifest(path: Path) -> dict[str, Any]:
     if manifest.get("manifest_sha256") != _manifest_sha256(manifest):
         raise _refuse(path, f"{MANIFEST} does not match its manifest_sha256 (modified, corrupt or older)")
     return manifest
-
-
-def _no_constant(name: str) -> float:
-    raise ValueError(f"{name} is not a number")
 
 
 def step_fit(path: Path) -> dict[str, float]:

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from equinox_cli.core.checks import reject_constant
 from equinox_cli.core.errors import UserInputError
 
 TENANT_MAP_ENV = "EQUINOX_TENANT_MAP"
@@ -118,7 +119,7 @@ def _read_json_object(path: Path) -> list[tuple[str, Any]]:
             raw = handle.read(MAP_FILE_MAX_BYTES + 1)
         if len(raw) > MAP_FILE_MAX_BYTES:
             raise ValueError(f"larger than {MAP_FILE_MAX_BYTES} bytes")
-        data = json.loads(raw.decode("utf-8"), object_pairs_hook=_Pairs, parse_constant=_no_constant)
+        data = json.loads(raw.decode("utf-8"), object_pairs_hook=_Pairs, parse_constant=reject_constant)
     except (OSError, ValueError, RecursionError) as exc:
         reason = getattr(exc, "strerror", None) or str(exc).splitlines()[0]
         raise UserInputError(f"{path}: cannot read the tenant map ({reason})") from None
@@ -130,7 +131,3 @@ def _read_json_object(path: Path) -> list[tuple[str, Any]]:
 
 class _Pairs(list[tuple[str, Any]]):
     """A JSON object as read: its (key, value) pairs in order, duplicates kept."""
-
-
-def _no_constant(name: str) -> float:
-    raise ValueError(f"{name} is not a number")

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from equinox_cli.core.checks import reject_constant
 from equinox_cli.core.errors import UserInputError
 from equinox_cli.workload.limits import MAX_TOKENS
 from equinox_cli.workload.schema import shown
@@ -39,7 +40,7 @@ def read_json_any(path: Path) -> object:
     try:
         with path.open(encoding="utf-8") as handle:
             text = handle.read()
-        return _without_surrogates(json.loads(text, parse_constant=_no_constant), text)
+        return _without_surrogates(json.loads(text, parse_constant=reject_constant), text)
     except json.JSONDecodeError as exc:
         raise UserInputError(f"{path}: line {exc.lineno}: bad JSON: {exc.msg}") from None
     except UnicodeDecodeError as exc:
@@ -70,10 +71,6 @@ def _without_surrogates(data: object, text: str) -> object:
     return clean(data)
 
 
-def _no_constant(name: str) -> float:
-    raise ValueError(f"{name} is not a number")
-
-
 def iter_jsonl(path: Path) -> Iterator[tuple[int, dict[str, object]]]:
     """(line number, object) for each non-blank line of a JSON Lines file."""
     try:
@@ -82,7 +79,7 @@ def iter_jsonl(path: Path) -> Iterator[tuple[int, dict[str, object]]]:
                 if not line.strip():
                     continue
                 try:
-                    obj = _without_surrogates(json.loads(line, parse_constant=_no_constant), line)
+                    obj = _without_surrogates(json.loads(line, parse_constant=reject_constant), line)
                 except json.JSONDecodeError as exc:
                     raise UserInputError(f"{path}: row {lineno}: bad JSON: {exc.msg}") from None
                 except (RecursionError, ValueError) as exc:
