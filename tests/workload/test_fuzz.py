@@ -157,3 +157,14 @@ def test_lone_surrogates_and_line_breaks_in_names_stay_one_line(tmp_path: Path) 
     azure = tmp_path / "az.csv"
     azure.write_text("TIMESTAMP,ContextTokens,GeneratedTokens\n2023-11-16 18:15:50,3,9\n1690,396,109\n")
     _refused(azure, "field 'arrival_s': must be in", format="azure")  # 333 years: a unit mistake
+
+
+def test_invalid_utf8_inside_a_parquet_string_column_is_refused(tmp_path: Path) -> None:
+    seed = next(s for s in SEEDS if s.name == "trace.parquet")
+    data = bytearray(seed.data)
+    at = data.find(b"2\x05\x06\x003\x05\x06")  # request id "r3" in the dictionary page
+    assert at > 0
+    data[at + 4] = 0xA7  # not UTF-8: found by the fuzz campaign as an ArrowException deep in pandas
+    path = tmp_path / "t.parquet"
+    path.write_bytes(bytes(data))
+    _refused(path, "not a readable Parquet file: .*Invalid UTF8")

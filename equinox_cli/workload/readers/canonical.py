@@ -16,7 +16,9 @@ def read_canonical(path: Path) -> RawTrace:
     suffix = path.suffix.lower()
     if suffix == ".parquet":
         try:  # pandas metadata is not needed (no index) and may be corrupt: ignore it
-            frame = pq.read_table(path).to_pandas(ignore_metadata=True)
+            table = pq.read_table(path)
+            table.validate(full=True)  # invalid UTF-8 in a string column would fail later, deep in pandas
+            frame = table.to_pandas(ignore_metadata=True)
         except (pa.ArrowException, OSError, ValueError, TypeError, KeyError) as exc:
             raise UserInputError(f"{path}: not a readable Parquet file: {first_line(exc)}") from None
     elif suffix == ".csv":
