@@ -73,7 +73,7 @@ def test_env_carries_the_policy_and_clears_stale_paths(
 def test_start_up_mistakes_are_caught_before_the_server_starts(model_dir: Path, tmp_path: Path) -> None:
     with pytest.raises(UserInputError, match=r"no config\.json"):
         check_startable(ServeConfig(model=tmp_path / "nowhere"))
-    with pytest.raises(UserInputError, match="whole number >= 1"):
+    with pytest.raises(UserInputError, match=r"--kv-cache-gib 0: must be in \[1, 4096\]"):
         check_startable(ServeConfig(model=model_dir, kv_cache_gib=0))
     bad_map = tmp_path / "tenants.json"
     bad_map.write_text('{"key": ""}')

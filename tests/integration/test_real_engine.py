@@ -27,9 +27,10 @@ pytestmark = [
     pytest.mark.integration,
     pytest.mark.skipif(not VLLM_PYTHON, reason="no vllm: make the env with .ci/vllm-venv"),
 ]
-# heavy asks ~7,700 output tok/s of an engine that gives ~5,300 here (128 sequences a step): a
-# backlog of several seconds builds up within SECONDS, which FCFS makes the light tenant share
-LIGHT_RPS, HEAVY_RPS, SECONDS, PROMPT, OUTPUT = 1.0, 60.0, 15.0, 64, 128
+# heavy asks ~15,400 output tok/s of an engine that gave 6,800-7,200 here (2026-12, 600 requests
+# at 60 req/s kept no backlog; an earlier run measured ~5,300): a backlog of several seconds builds
+# up within SECONDS, which FCFS makes the light tenant share
+LIGHT_RPS, HEAVY_RPS, SECONDS, PROMPT, OUTPUT = 1.0, 120.0, 15.0, 64, 128
 
 
 @pytest.fixture(scope="module")
