@@ -6,6 +6,7 @@ import asyncio
 import json
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -23,7 +24,11 @@ class Behaviour:
     short_by: int = 0  # generate fewer tokens than asked
     usage_claim: int | None = None  # completion_tokens to claim in usage (else the truth)
     choices_value: object = None  # send one chunk whose "choices" is this (e.g. 5)
+    split_chunks: bool = False  # write each chunk in two halves, a moment apart (separate reads)
+    bare_done: bool = False  # end with "data: [DONE]" and no line break, then close
+    long_line_bytes: int | None = None  # send one line of this many bytes and no line break
     seen: list[dict[str, object]] = field(default_factory=list)
+    arrived: list[float] = field(default_factory=list)  # time.perf_counter() when each body was read
     auth: list[str | None] = field(default_factory=list)
 
 
@@ -37,6 +42,7 @@ def _chunk(text: str) -> bytes:
 async def _completions(request: web.Request) -> web.StreamResponse:
     b = request.app[BEHAVIOUR]
     body = await request.json()
+    b.arrived.append(time.perf_counter())
     b.seen.append(body)
     b.auth.append(request.headers.get("Authorization"))
     if b.status != 200:
@@ -54,13 +60,22 @@ async def _completions(request: web.Request) -> web.StreamResponse:
             await response.write(b"data: {not json\n\n")
         if b.choices_value is not None and i == 1:
             await response.write(f"data: {json.dumps({'choices': b.choices_value})}\n\n".encode())
-        await response.write(_chunk("x"))
+        if b.long_line_bytes is not None:
+            await response.write(b"data: " + b"x" * b.long_line_bytes)
+            return response
+        if b.split_chunks:
+            whole = _chunk("x")
+            await response.write(whole[:9])
+            await asyncio.sleep(0.005)
+            await response.write(whole[9:])
+        else:
+            await response.write(_chunk("x"))
         if b.token_delay_s:
             await asyncio.sleep(b.token_delay_s)
     claimed = n if b.usage_claim is None else b.usage_claim
     usage = {"choices": [], "usage": {"prompt_tokens": len(body["prompt"]), "completion_tokens": claimed}}
     await response.write(f"data: {json.dumps(usage)}\n\n".encode())
-    await response.write(b"data: [DONE]\n\n")
+    await response.write(b"data: [DONE]" if b.bare_done else b"data: [DONE]\n\n")
     return response
 
 

@@ -130,3 +130,29 @@ def test_unreachable_server_is_an_error_not_a_hang() -> None:
     outcomes = replay_http(_workload(2), HttpConfig(f"http://127.0.0.1:{free_port()}"))
     assert all(o.status == "error" and o.reason.startswith("connection") for o in outcomes)
     assert all(o.sent_s is None and o.attempt_s is not None for o in outcomes)  # attempted, not sent
+
+
+def test_requests_reach_the_server_at_their_send_time_not_before() -> None:
+    # each request is set up ahead of time (LEAD_S) but its body must not be written early
+    behaviour = Behaviour()
+    starts: list[float] = []
+    workload = _workload(5, gap_s=0.05, output=2)
+    with fake_server(behaviour) as url:
+        outcomes = replay_http(workload, HttpConfig(url), on_start=starts.append)
+    arrived = sorted(t - starts[0] for t in behaviour.arrived)
+    for o, at_server in zip(outcomes, arrived, strict=True):
+        assert o.status == "finished" and o.sent_s is not None and o.attempt_s is not None
+        assert o.attempt_s < o.intended_s <= o.sent_s < o.intended_s + 0.5
+        assert o.intended_s <= at_server < o.intended_s + 0.5
+
+
+def test_lines_split_across_reads_and_a_bare_done_are_read_whole() -> None:
+    with fake_server(Behaviour(split_chunks=True, bare_done=True)) as url:
+        outcomes = replay_http(_workload(2, output=4), HttpConfig(url))
+    assert [(o.status, o.output_tokens) for o in outcomes] == [("finished", 4), ("finished", 4)]
+
+
+def test_an_endless_line_is_a_stream_error_not_unbounded_memory() -> None:
+    with fake_server(Behaviour(long_line_bytes=(1 << 20) + 10)) as url:
+        outcomes = replay_http(_workload(1), HttpConfig(url))
+    assert outcomes[0].status == "error" and "stream line longer than" in outcomes[0].reason

@@ -9,12 +9,18 @@ status: finished, length_mismatch (served, but not the forced length; `finished`
 false when the user allows mismatches), error (with the reason, whatever went wrong), timeout
 (connect, per request or the global deadline, each said as such), or not_sent. `attempt_s` is when
 the client started a request, `sent_s` when its body was written to a connection (delivered).
+
+Keeping time at 1,000 req/s on a loaded event loop (see benchmarks/bench_http_client.py): each
+request is set up LEAD_S ahead (body encoded, connection taken) and only its body's write waits for
+the send time, on a timer for all but the last SPIN_S and then by yielding to the loop; the garbage
+collector runs between sends (gc_pacing.py); the end of a run waits on the requests in flight only.
 """
 
 from __future__ import annotations
 
 import asyncio
-import gc
+import json
+import math
 import time
 import zlib
 from collections.abc import Callable
@@ -22,14 +28,19 @@ from dataclasses import dataclass, field
 
 import aiohttp
 import numpy as np
+from aiohttp.abc import AbstractStreamWriter
 
 from equinox_cli.core.types import Workload, WorkloadItem
+from equinox_cli.engines.http.gc_pacing import PacedCollector
 from equinox_cli.engines.http.stream import StreamError, parse_line
 
 # Prompts are sent as token ids (exact lengths, no tokenizer needed), drawn per request from a
 # seed of its id: distinct prompts, so the server's prefix cache does not turn prefill into hits,
 # and the same ids on every replay. The range fits any vocabulary (the tiny model has 512 ids).
 PROMPT_TOKEN_RANGE = (10, 500)
+MAX_LINE_BYTES = 1 << 20  # a stream line longer than this is a broken server, not a token
+LEAD_S = 0.02  # a request is set up this long before its send time (see _TimedBody)
+SPIN_S = 0.005  # a body due this soon waits by yielding to the loop, not on a timer
 
 
 def prompt_token_ids(request_id: str, n: int) -> list[int]:
@@ -89,11 +100,40 @@ def request_body(item: WorkloadItem, model: str) -> dict[str, object]:
     }
 
 
+class _TimedBody(aiohttp.BytesPayload):
+    """A request body that is written at its send time, not before: the request is set up (body
+    encoded, connection taken, headers prepared) LEAD_S ahead, so that at the send time only the
+    write remains, whatever else the loop is doing. It stamps `sent_s` once written."""
+
+    def __init__(self, data: bytes, replay: _Replay, outcome: Outcome) -> None:
+        super().__init__(data, content_type="application/json")
+        self._replay, self._outcome = replay, outcome
+
+    async def write(self, writer: AbstractStreamWriter) -> None:  # aiohttp < 3.12
+        await self._replay.until(self._outcome.intended_s)
+        await super().write(writer)
+        self._outcome.sent_s = self._replay.now()
+
+    async def write_with_length(self, writer: AbstractStreamWriter, content_length: int | None) -> None:
+        await self._replay.until(self._outcome.intended_s)
+        await super().write_with_length(writer, content_length)
+        self._outcome.sent_s = self._replay.now()
+
+
 class _Replay:
-    def __init__(self, workload: Workload, config: HttpConfig, on_done: Callable[[int], None] | None) -> None:
+    def __init__(
+        self,
+        workload: Workload,
+        config: HttpConfig,
+        on_done: Callable[[int], None] | None,
+        on_start: Callable[[float], None] | None,
+        collector: PacedCollector,
+    ) -> None:
+        self.collector = collector
         self.items = workload.items
         self.config = config
         self.on_done = on_done
+        self.on_start = on_start
         self.outcomes = [Outcome(item, intended_s=item.request.arrival_s) for item in workload.items]
         self.done = 0
         self.t0 = 0.0
@@ -105,27 +145,21 @@ class _Replay:
         config = self.config
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=config.connect_timeout_s)
         connector = aiohttp.TCPConnector(limit=config.max_concurrency, force_close=False)
-        trace = aiohttp.TraceConfig()
-        trace.on_request_chunk_sent.append(self._on_written)
-        trace.on_request_headers_sent.append(self._on_written)
-        async with aiohttp.ClientSession(
-            timeout=timeout, connector=connector, trace_configs=[trace]
-        ) as session:
+        async with aiohttp.ClientSession(timeout=timeout, connector=connector) as session:
             self.t0 = time.perf_counter() + config.start_lead_s
+            if self.on_start:
+                self.on_start(self.t0)
             gate = asyncio.Semaphore(config.max_concurrency)
-            tasks: list[asyncio.Future[None]] = []
-            sender = asyncio.ensure_future(self._send_all(session, gate, tasks))
+            live: set[asyncio.Future[None]] = set()  # requests in flight
+            sender = asyncio.ensure_future(self._send_all(session, gate, live))
             try:
                 await asyncio.wait_for(sender, config.deadline_s) if config.deadline_s else await sender
-                if tasks:
-                    remaining = (
-                        None if config.deadline_s is None else max(0.0, config.deadline_s - self.now())
-                    )
-                    await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), remaining)
+                remaining = None if config.deadline_s is None else max(0.0, config.deadline_s - self.now())
+                await asyncio.wait_for(self._drained(live), remaining)
             except TimeoutError:
-                for task in tasks:
+                for task in live:
                     task.cancel()
-                await asyncio.gather(*tasks, return_exceptions=True)
+                await asyncio.gather(*live, return_exceptions=True)
                 for outcome in self.outcomes:
                     if (
                         outcome.sent_s is not None
@@ -136,19 +170,37 @@ class _Replay:
         return self.outcomes
 
     async def _send_all(
-        self, session: aiohttp.ClientSession, gate: asyncio.Semaphore, tasks: list[asyncio.Future[None]]
+        self, session: aiohttp.ClientSession, gate: asyncio.Semaphore, live: set[asyncio.Future[None]]
     ) -> None:
-        for index, outcome in enumerate(self.outcomes):
-            delay = outcome.intended_s - self.now()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            tasks.append(asyncio.ensure_future(self._one(session, gate, index)))
+        outcomes = self.outcomes
+        due = 0  # the first request whose body may not be written yet
+        for index, outcome in enumerate(outcomes):
+            if (delay := outcome.intended_s - LEAD_S - self.now()) > 0:
+                await asyncio.sleep(delay)  # no need to be exact: LEAD_S is the slack
+            task = asyncio.ensure_future(self._one(session, gate, index))
+            live.add(task)
+            task.add_done_callback(live.discard)
+            now = self.now()
+            while due <= index and outcomes[due].intended_s <= now:
+                due += 1
+            next_s = outcomes[index + 1].intended_s - LEAD_S if index + 1 < len(outcomes) else math.inf
+            if due <= index:
+                next_s = min(next_s, outcomes[due].intended_s)
+            self.collector.maybe_collect(next_s - now)
 
-    async def _on_written(self, session: object, context: object, params: object) -> None:
-        """aiohttp trace hook: the request's headers or body reached the connection."""
-        outcome = getattr(context, "trace_request_ctx", None)
-        if isinstance(outcome, Outcome):
-            outcome.sent_s = self.now()  # the last write: the body (headers first)
+    async def until(self, when_s: float) -> None:
+        """Wake at `when_s`: a timer for all but the last SPIN_S, then yield to the loop until due.
+        A timer alone wakes late: epoll rounds its timeout up to the next millisecond, and an idle
+        virtual CPU wakes slowly (timers on an idle loop here: 0.6 ms late at p50, 3 ms at p99)."""
+        while (delay := when_s - self.now()) > 0:
+            await asyncio.sleep(delay - SPIN_S if delay > SPIN_S else 0)
+
+    @staticmethod
+    async def _drained(live: set[asyncio.Future[None]]) -> None:
+        """Until no request is in flight. One wait at a time: a gather over every task of the run
+        would take the loop for tens of ms while the last requests are still being sent."""
+        while live:
+            await asyncio.wait(live)
 
     async def _one(self, session: aiohttp.ClientSession, gate: asyncio.Semaphore, index: int) -> None:
         outcome = self.outcomes[index]
@@ -156,7 +208,8 @@ class _Replay:
         async with gate:
             outcome.attempt_s = self.now()
             try:
-                await asyncio.wait_for(self._stream(session, outcome), config.request_timeout_s)
+                budget_s = config.request_timeout_s + max(0.0, outcome.intended_s - self.now())
+                await asyncio.wait_for(self._stream(session, outcome), budget_s)
             except aiohttp.ServerTimeoutError:  # before TimeoutError: it is one
                 outcome.status = "timeout"
                 outcome.reason = f"connect timeout: no connection within {config.connect_timeout_s:g} s"
@@ -166,7 +219,8 @@ class _Replay:
                     f"no complete response within {config.request_timeout_s:g} s",
                 )
             except asyncio.CancelledError:
-                outcome.status, outcome.reason = "timeout", "global deadline"
+                outcome.status = "timeout" if outcome.sent_s is not None else "not_sent"
+                outcome.reason = "global deadline"
                 raise
             except StreamError as exc:
                 outcome.status, outcome.reason = "error", str(exc)
@@ -181,26 +235,24 @@ class _Replay:
                 if self.on_done:
                     self.on_done(self.done)
 
-    async def _stream(self, session: aiohttp.ClientSession, outcome: Outcome) -> None:
-        item = outcome.item
-        headers = {}
-        key = self.config.api_keys.get(item.request.client_id)
-        if key:
-            headers["Authorization"] = f"Bearer {key}"
-        url = self.config.base_url.rstrip("/") + "/v1/completions"
-        payload = request_body(item, self.config.model)
-        async with session.post(url, json=payload, headers=headers, trace_request_ctx=outcome) as response:
-            if response.status >= 400:
-                body = (await response.text())[:160].replace("\n", " ")
-                outcome.status, outcome.reason = "error", f"HTTP {response.status}: {body}"
-                return
-            tokens, usage, done = 0, None, False
-            async for line in response.content:
-                chunk = parse_line(line)
+    async def _read_stream(
+        self, response: aiohttp.ClientResponse, outcome: Outcome
+    ) -> tuple[int, int | None]:
+        """(tokens streamed, usage's claim) up to [DONE]; stamps when each token arrived. Reads
+        whatever arrived and splits lines here: one wake-up per network read, not per line (at
+        1,000 req/s the client's CPU is what limits how well it keeps time)."""
+        tokens, usage, pending = 0, None, b""
+        content = response.content
+        while data := await content.readany():
+            stamp = self.now()
+            *lines, pending = (pending + data).split(b"\n")
+            if len(pending) > MAX_LINE_BYTES:
+                raise StreamError(f"a stream line longer than {MAX_LINE_BYTES} bytes")
+            for line in lines:
+                chunk = parse_line(line) if line else None
                 if chunk is None:
                     continue
                 if chunk.text_tokens:
-                    stamp = self.now()
                     if outcome.first_token_s is None:
                         outcome.first_token_s = stamp
                     outcome.token_times_s.append(stamp)
@@ -208,10 +260,25 @@ class _Replay:
                 if chunk.usage_tokens is not None:
                     usage = chunk.usage_tokens
                 if chunk.done:
-                    done = True
-                    break
-            if not done:
-                raise StreamError("server closed the stream before [DONE]")
+                    return tokens, usage
+        if (last := parse_line(pending)) is not None and last.done:  # [DONE] without a line break
+            return tokens, usage
+        raise StreamError("server closed the stream before [DONE]")
+
+    async def _stream(self, session: aiohttp.ClientSession, outcome: Outcome) -> None:
+        item = outcome.item
+        headers = {}
+        key = self.config.api_keys.get(item.request.client_id)
+        if key:
+            headers["Authorization"] = f"Bearer {key}"
+        url = self.config.base_url.rstrip("/") + "/v1/completions"
+        body = _TimedBody(json.dumps(request_body(item, self.config.model)).encode(), self, outcome)
+        async with session.post(url, data=body, headers=headers) as response:
+            if response.status >= 400:
+                answer = (await response.text())[:160].replace("\n", " ")
+                outcome.status, outcome.reason = "error", f"HTTP {response.status}: {answer}"
+                return
+            tokens, usage = await self._read_stream(response, outcome)
         outcome.finish_s = self.now()
         outcome.output_tokens = tokens  # what was streamed; usage is only a cross-check
         target = item.output_tokens
@@ -224,15 +291,12 @@ class _Replay:
 
 
 def replay_http(
-    workload: Workload, config: HttpConfig, on_done: Callable[[int], None] | None = None
+    workload: Workload,
+    config: HttpConfig,
+    on_done: Callable[[int], None] | None = None,
+    on_start: Callable[[float], None] | None = None,
 ) -> list[Outcome]:
-    """Replay `workload` against the server; one Outcome per request, in workload order."""
-    # The cyclic garbage collector's full passes over every live object (the workload, pandas,
-    # numpy: millions) were the largest source of late sends: freeze what exists before the replay
-    # so that collections only walk the objects the replay itself makes.
-    gc.collect()
-    gc.freeze()
-    try:
-        return asyncio.run(_Replay(workload, config, on_done).run())
-    finally:
-        gc.unfreeze()
+    """Replay `workload` against the server; one Outcome per request, in workload order.
+    `on_start` gets t0, the time all times are relative to (time.perf_counter's clock)."""
+    with PacedCollector() as collector:
+        return asyncio.run(_Replay(workload, config, on_done, on_start, collector).run())

@@ -19,10 +19,11 @@ class Chunk:
 
 def parse_line(line: bytes) -> Chunk | None:
     """One SSE line → a Chunk, None for lines that carry nothing (blank, comments, other fields)."""
-    text = line.decode("utf-8", errors="replace").strip()
-    if not text.startswith("data:"):
-        return None
-    payload = text[5:].strip()
+    if not line.startswith(b"data:"):  # SSE fields start their line; blank lines and comments don't
+        line = line.lstrip()
+        if not line.startswith(b"data:"):
+            return None
+    payload = line[5:].strip().decode("utf-8", errors="replace")  # a bad byte in a text still counts
     if payload == "[DONE]":
         return Chunk(0, None, True)
     try:
@@ -41,10 +42,15 @@ def parse_line(line: bytes) -> Chunk | None:
             usage_tokens = claimed
     choices = obj.get("choices")
     if choices is None:
-        choices = []
-    if not isinstance(choices, list) or not all(isinstance(c, dict) for c in choices):
+        return Chunk(0, usage_tokens, False)
+    if not isinstance(choices, list):
         raise StreamError(f"malformed stream chunk: 'choices' is not a list of objects: {payload[:80]!r}")
-    return Chunk(sum(_tokens(c) for c in choices), usage_tokens, False)
+    tokens = 0
+    for choice in choices:  # a plain loop: this runs for every token streamed
+        if not isinstance(choice, dict):
+            raise StreamError(f"malformed stream chunk: 'choices' is not a list of objects: {payload[:80]!r}")
+        tokens += _tokens(choice)
+    return Chunk(tokens, usage_tokens, False)
 
 
 def _tokens(choice: dict[str, object]) -> int:
