@@ -21,6 +21,7 @@ from equinox_cli.cli.tables import clients_table, comparison_table, stats_table
 from equinox_cli.core.errors import UserInputError
 from equinox_cli.engines.sim.profiles import DEFAULT_PROFILE, PROFILES
 from equinox_cli.policies import POLICY_NAMES
+from equinox_cli.workload.limits import DEFAULT_MAX_TOKENS
 from equinox_cli.workload.suites import SUITES
 
 app = typer.Typer(
@@ -102,6 +103,7 @@ def replay(
     limit: o.LimitOpt = None,
     start: o.StartOpt = 0.0,
     tokenizer: o.TokenizerOpt = None,
+    max_tokens: o.MaxTokensOpt = DEFAULT_MAX_TOKENS,
 ) -> None:
     """Replay a multi-tenant workload under a policy and baselines; print a comparison; write Parquet.
 
@@ -112,7 +114,7 @@ def replay(
     """
     config = api.ReplayConfig(
         workload=o.workload_spec(
-            workload, fmt, tenants, seed, rate, time_scale, duration, limit, start, tokenizer
+            workload, fmt, tenants, seed, rate, time_scale, duration, limit, start, tokenizer, max_tokens
         ),
         engine=engine,
         profile=profile,
@@ -176,9 +178,12 @@ def traces_stats(
     limit: o.LimitOpt = None,
     start: o.StartOpt = 0.0,
     tokenizer: o.TokenizerOpt = None,
+    max_tokens: o.MaxTokensOpt = DEFAULT_MAX_TOKENS,
 ) -> None:
     """Show statistics of a trace or suite: rates, lengths and burstiness per client."""
-    spec = o.workload_spec(workload, fmt, tenants, seed, rate, time_scale, duration, limit, start, tokenizer)
+    spec = o.workload_spec(
+        workload, fmt, tenants, seed, rate, time_scale, duration, limit, start, tokenizer, max_tokens
+    )
     overall, per_client, warnings = api.trace_stats(spec)
     _warn(warnings)
     if as_json:
@@ -204,9 +209,12 @@ def traces_convert(
     limit: o.LimitOpt = None,
     start: o.StartOpt = 0.0,
     tokenizer: o.TokenizerOpt = None,
+    max_tokens: o.MaxTokensOpt = DEFAULT_MAX_TOKENS,
 ) -> None:
     """Convert any supported trace (or a suite) to canonical Parquet."""
-    spec = o.workload_spec(workload, fmt, tenants, seed, rate, time_scale, duration, limit, start, tokenizer)
+    spec = o.workload_spec(
+        workload, fmt, tenants, seed, rate, time_scale, duration, limit, start, tokenizer, max_tokens
+    )
     path, rows, warnings = api.convert_trace(spec, out)
     _warn(warnings)
     out_console.print(f"wrote {rows} requests to {path}")

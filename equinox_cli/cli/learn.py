@@ -19,6 +19,7 @@ from equinox_cli.engines.sim.profiles import DEFAULT_PROFILE, PROFILES
 from equinox_cli.policies import POLICY_NAMES
 from equinox_cli.predict.mope import FitConfig
 from equinox_cli.predict.train import TrainConfig
+from equinox_cli.workload.limits import DEFAULT_MAX_TOKENS
 
 COLLECT_EPILOG = (
     "Example: equinox collect ../shared/traces/arena_hard_auto/arena_hard_flat.jsonl --rate 3 "
@@ -64,11 +65,12 @@ def collect(
     limit: o.LimitOpt = None,
     start: o.StartOpt = 0.0,
     tokenizer: o.TokenizerOpt = None,
+    max_tokens: o.MaxTokensOpt = DEFAULT_MAX_TOKENS,
 ) -> None:
     """Run a workload once and record per-request and per-step training rows (Parquet) under traces/."""
     config = api.CollectConfig(
         workload=o.workload_spec(
-            workload, fmt, tenants, seed, rate, time_scale, duration, limit, start, tokenizer
+            workload, fmt, tenants, seed, rate, time_scale, duration, limit, start, tokenizer, max_tokens
         ),
         engine=engine,
         profile=profile,

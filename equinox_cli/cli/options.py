@@ -9,6 +9,7 @@ import typer
 
 from equinox_cli.api import HttpOptions, VllmOptions
 from equinox_cli.workload.build import WorkloadSpec
+from equinox_cli.workload.limits import DEFAULT_MAX_TOKENS
 
 WorkloadArg = Annotated[
     str | None,
@@ -51,6 +52,14 @@ StartOpt = Annotated[
     typer.Option(
         "--start",
         help="Start of the time window (s): ServeGen's window; other traces drop earlier arrivals.",
+    ),
+]
+MaxTokensOpt = Annotated[
+    int,
+    typer.Option(
+        "--max-tokens",
+        help="The max_tokens a client sends where the trace has none (longer outputs are cut to it). "
+        "VTC's suites keep their forced lengths.",
     ),
 ]
 TokenizerOpt = Annotated[
@@ -135,6 +144,7 @@ def workload_spec(
     limit: int | None,
     start: float,
     tokenizer: Path | None,
+    max_tokens: int = DEFAULT_MAX_TOKENS,
 ) -> WorkloadSpec:
     return WorkloadSpec(
         source=workload,
@@ -147,6 +157,7 @@ def workload_spec(
         limit=limit,
         start_s=start,
         tokenizer=tokenizer,
+        max_tokens=max_tokens,
     )
 
 

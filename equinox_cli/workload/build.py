@@ -12,7 +12,7 @@ import pandas as pd
 from equinox_cli.core.checks import MAX_SEED, check_number
 from equinox_cli.core.errors import UserInputError, unknown_name
 from equinox_cli.core.types import Workload
-from equinox_cli.workload.limits import MAX_ARRIVAL_S
+from equinox_cli.workload.limits import DEFAULT_MAX_TOKENS, MAX_ARRIVAL_S, MAX_TOKENS
 from equinox_cli.workload.readers.arena import read_arena
 from equinox_cli.workload.readers.canonical import read_canonical
 from equinox_cli.workload.readers.lmsys import read_lmsys
@@ -27,7 +27,7 @@ from equinox_cli.workload.schema import (
     reject_unknown_columns,
     validate_frame,
 )
-from equinox_cli.workload.suites import SUITES
+from equinox_cli.workload.suites import FORCED_LENGTH_SUITES, SUITES
 from equinox_cli.workload.tenants import TenantRule, assign_clients, parse_tenant_rule
 from equinox_cli.workload.tokens import load_token_counter
 
@@ -49,6 +49,7 @@ class WorkloadSpec:
     limit: int | None = None
     start_s: float = 0.0  # ServeGen: window start; other traces: drop earlier arrivals, shift to 0
     tokenizer: Path | None = None
+    max_tokens: int = DEFAULT_MAX_TOKENS  # the client's cap where the trace has none
 
 
 def detect_format(path: Path) -> str:
@@ -139,6 +140,21 @@ def check_spec(spec: WorkloadSpec) -> None:
     check_number("--duration", spec.duration_s, 0, 1e8, low_open=True)
     check_number("--limit", spec.limit, 1, 1e9, integer=True)
     check_number("--start", spec.start_s, 0, 1e8)
+    check_number("--max-tokens", spec.max_tokens, 1, MAX_TOKENS, integer=True)
+
+
+def cap_outputs(frame: pd.DataFrame, cap: int, name: str) -> list[str]:
+    """On a validated frame: requests without a max_tokens get the client's cap, never their true
+    output (no policy or predictor may learn it before the request ends); longer outputs are cut
+    to the cap, as a server would cut them. Returns the warnings."""
+    if "max_tokens" in frame.columns:
+        return []
+    longer = int((frame["output_tokens"] > cap).sum())
+    frame["max_tokens"] = cap
+    frame["output_tokens"] = frame["output_tokens"].clip(upper=cap)
+    if not longer:
+        return []
+    return [f"{name}: {longer} of {len(frame)} outputs longer than --max-tokens {cap} were cut to it"]
 
 
 def build_workload(spec: WorkloadSpec) -> tuple[Workload, list[str]]:
@@ -153,9 +169,12 @@ def build_workload(spec: WorkloadSpec) -> tuple[Workload, list[str]]:
                 frame, parse_tenant_rule(spec.tenants), spec.seed, name
             ).to_numpy()
         if spec.limit is not None:
-            frame = frame.head(spec.limit)
+            frame = frame.head(spec.limit).copy()
+        if name in FORCED_LENGTH_SUITES:
+            frame["max_tokens"] = frame["output_tokens"]
         frame = validate_frame(frame, name)
-        return frame_to_workload(frame, name, {"suite": name, "seed": spec.seed}), []
+        warnings = cap_outputs(frame, spec.max_tokens, name)
+        return frame_to_workload(frame, name, {"suite": name, "seed": spec.seed}), warnings
     path = Path(spec.source)
     if not path.exists():
         raise UserInputError(
@@ -171,6 +190,7 @@ def build_workload(spec: WorkloadSpec) -> tuple[Workload, list[str]]:
         reject_unknown_columns(raw.frame, str(path))
     frame = _complete(raw, spec, str(path))
     frame = validate_frame(frame, str(path), allow_extra=True)
+    raw.warnings.extend(cap_outputs(frame, spec.max_tokens, str(path)))
     source = {
         "path": str(path),
         "format": fmt,

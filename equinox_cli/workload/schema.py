@@ -141,10 +141,9 @@ def validate_frame(frame: pd.DataFrame, path: str, allow_extra: bool = False) ->
 
 
 def frame_to_workload(frame: pd.DataFrame, name: str, source: dict[str, object]) -> Workload:
-    """Turn a validated canonical frame into a Workload (max_tokens defaults to output_tokens)."""
+    """Turn a validated canonical frame with max_tokens (build.cap_outputs) into a Workload."""
     has_prompt = "prompt" in frame.columns
     has_weight = "weight" in frame.columns
-    has_max = "max_tokens" in frame.columns
     items = []
     for row in frame.itertuples(index=False):
         output = int(row.output_tokens)
@@ -156,7 +155,7 @@ def frame_to_workload(frame: pd.DataFrame, name: str, source: dict[str, object])
             client_id=str(row.client_id),
             arrival_s=float(row.arrival_s),
             prompt_tokens=int(row.prompt_tokens),
-            max_tokens=int(row.max_tokens) if has_max else output,
+            max_tokens=int(row.max_tokens),
             weight=float(row.weight) if has_weight else 1.0,
             prompt=prompt,
         )

@@ -119,6 +119,23 @@ def sharegpt_like(seed: int, duration_s: float | None) -> pd.DataFrame:
     return generate(specs, duration_s or 3600.0, seed)
 
 
+# VTC's artifact forced each request's length (max_new_tokens = the output length), so these suites
+# keep max_tokens = output_tokens; every other workload's max_tokens is what a client would send.
+FORCED_LENGTH_SUITES = frozenset(
+    {
+        "overload",
+        "overload-multi",
+        "overload-weighted",
+        "proportional",
+        "on-off-less",
+        "on-off-overload",
+        "poisson-short-long",
+        "poisson-short-long-2",
+        "increase",
+        "dist-shift",
+    }
+)
+
 SUITES: dict[str, Suite] = {
     "default": default_mix,
     "overload": overload,

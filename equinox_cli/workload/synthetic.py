@@ -123,5 +123,4 @@ def _canonical(frames: list[pd.DataFrame]) -> pd.DataFrame:
     frame = pd.concat(frames, ignore_index=True).sort_values(["arrival_s", "client_id"], kind="stable")
     frame = frame.reset_index(drop=True)
     frame.insert(0, "request_id", [f"r{i}" for i in range(len(frame))])
-    frame["max_tokens"] = frame["output_tokens"]
     return frame

@@ -32,6 +32,24 @@ def tenant_of(request: object, secret: bytes | None = None) -> tuple[str, float]
     return eq.client_id, eq.weight
 
 
+@pytest.mark.parametrize(
+    ("claim", "cap"),
+    [
+        (2048, 2048),  # a replay's declared cap: the forced max_tokens (the true output) is not used
+        (5, 10),  # a smaller claim would flatter the sender: max_tokens stands
+        (True, 10),
+        ("4096", 10),
+        (10**12, 10),
+        (None, 10),
+    ],
+)
+def test_the_policy_sees_the_declared_cap_never_a_forced_length(claim: object, cap: int) -> None:
+    request = vreq("a", "acme", max_tokens=10)
+    if claim is not None:
+        request.sampling_params.extra_args["equinox_max_tokens"] = claim
+    assert to_request(request, 0.0).max_tokens == cap
+
+
 def test_tenant_comes_from_extra_args_with_a_default() -> None:
     assert tenant_of(vreq("a", "acme", weight="2")) == ("acme", 2.0)
     assert tenant_of(vreq("b", None)) == (DEFAULT_TENANT, 1.0)

@@ -99,6 +99,9 @@ def request_body(item: WorkloadItem, model: str) -> dict[str, object]:
             "equinox_client": request.client_id,
             "equinox_weight": request.weight,
             "equinox_request": request.request_id,  # joins the plug-in's log rows to ours
+            # the client's cap: max_tokens above is the forced length, which the scheduler must not
+            # read as the request's cap (it is the true output: the plug-in takes the larger)
+            "equinox_max_tokens": request.max_tokens,
         },
     }
 

@@ -30,6 +30,21 @@ from equinox_cli.core.protocols import Policy
 from equinox_cli.core.types import Request
 from equinox_cli.engines.vllm.identity import SECRET_ENV, claimed_tenant
 
+MAX_DECLARED_TOKENS = 10_000_000  # as the trace bound (workload/limits.py)
+
+
+def declared_max_tokens(params: Any) -> int:
+    """The request's cap as its client declared it: `max_tokens`, or the larger
+    `extra_args["equinox_max_tokens"]` of a replay that forces lengths (its max_tokens is then the
+    true output, which no policy may read). Only a larger claim counts: declaring more can only
+    cost its sender, so a tenant gains nothing by lying."""
+    sent = getattr(params, "max_tokens", None) or 1
+    extra = getattr(params, "extra_args", None)
+    claim = extra.get("equinox_max_tokens") if isinstance(extra, dict) else None
+    if isinstance(claim, int) and not isinstance(claim, bool) and sent < claim <= MAX_DECLARED_TOKENS:
+        return claim
+    return int(sent)
+
 
 def to_request(vreq: Any, arrival_s: float, secret: bytes | None = None) -> Request:
     """The Equinox view of a vLLM request. `arrival_s` is on the queue's clock: vLLM's own
@@ -37,13 +52,13 @@ def to_request(vreq: Any, arrival_s: float, secret: bytes | None = None) -> Requ
     policies compare it with (queueing delay, Equinox's latency credit)."""
     params = getattr(vreq, "sampling_params", None)
     tenant = claimed_tenant(getattr(params, "extra_args", None), secret)
-    max_tokens = getattr(params, "max_tokens", None) or 1
+    max_tokens = declared_max_tokens(params)
     return Request(
         request_id=str(vreq.request_id),
         client_id=tenant.name,
         arrival_s=arrival_s,
         prompt_tokens=int(vreq.num_prompt_tokens),
-        max_tokens=int(max_tokens),
+        max_tokens=max_tokens,
         weight=tenant.weight,
     )
 

@@ -32,7 +32,8 @@ BURSTGPT_COLUMNS = ("Timestamp", "Request tokens", "Response tokens")
 
 def _counts(frame: pd.DataFrame, path: Path, column: str) -> np.ndarray:
     values = numeric_values(frame[column])  # booleans and text are NaN; bounded before the cast
-    bad = ~((values >= 0) & (values <= MAX_TOKENS)) | (values % 1 != 0)
+    with np.errstate(invalid="ignore"):  # inf % 1 is NaN: flagged below, not warned about
+        bad = ~((values >= 0) & (values <= MAX_TOKENS)) | (values % 1 != 0)
     if bad.any():
         row = int(np.flatnonzero(bad)[0])
         shown = str(frame[column].iloc[row])[:40]
