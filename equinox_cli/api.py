@@ -8,7 +8,7 @@ import platform
 import sys
 import time
 import urllib.parse
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -184,8 +184,15 @@ def replay(config: ReplayConfig, observer: RunObserver | None = None) -> ReplayO
         )
     out_dir = config.out or default_run_dir(config.reports_root, workload.name, config.workload.seed)
     routed = route_policy_params(config.policy_params, config.policy, list(policies))
-    managed = _managed(config.engine, config.vllm, out_dir, config.predictor, routed)
-    engine = make_engine(config.engine, profile, config.http, managed)
+    managed = _managed(config.engine, config.vllm, out_dir, config.predictor, routed, profile.kv_gate)
+    artifacts: dict[Path, Artifact] = {}
+    engine = make_engine(
+        config.engine,
+        profile,
+        config.http,
+        managed,
+        gate=lambda: make_predictor(config.predictor, workload, artifacts),
+    )
     runs: dict[str, RunTables] = {}
     for name, policy in policies.items():
         result = engine.run(workload, policy, observer)
@@ -259,8 +266,9 @@ def collect(config: CollectConfig, observer: RunObserver | None = None) -> Colle
     out_dir = config.out or default_run_dir(
         config.traces_root, f"collected-{workload.name}", config.workload.seed
     )
-    managed = _managed(config.engine, config.vllm, out_dir, "moving-average", routed)
-    result = make_engine(config.engine, profile, config.http, managed).run(workload, policy, observer)
+    managed = _managed(config.engine, config.vllm, out_dir, "moving-average", routed, profile.kv_gate)
+    engine = make_engine(config.engine, profile, config.http, managed, gate=MovingAveragePredictor)
+    result = engine.run(workload, policy, observer)
     requests = collected_requests(pd.DataFrame(result.requests), workload)
     steps = collected_steps(pd.DataFrame(result.steps))
     meta = {
@@ -310,6 +318,7 @@ def _managed(
     out_dir: Path,
     predictor: str,
     params: Mapping[str, Mapping[str, str]],
+    kv_gate: bool = False,
 ) -> ManagedServer | None:
     """For `--engine vllm`: the server recipe; its logs go beside the report (OUT.server-logs/)."""
     if engine != "vllm":
@@ -326,14 +335,20 @@ def _managed(
         predictor=predictor,
         params=params,
         startup_timeout_s=options.startup_timeout_s,
+        kv_gate=kv_gate,
     )
 
 
 def make_engine(
-    engine: str, profile: Profile, http: HttpOptions, managed: ManagedServer | None = None
+    engine: str,
+    profile: Profile,
+    http: HttpOptions,
+    managed: ManagedServer | None = None,
+    gate: Callable[[], OutputPredictor] | None = None,
 ) -> Engine:
+    """`gate` makes the simulator's KV-gate predictor (`-E kv_gate=true`), one per run."""
     if engine == "sim":
-        return SimEngine(profile)
+        return SimEngine(profile, gate_predictor=gate)
     keys: dict[str, str] = {}
     if http.api_keys is not None:
         keys = _read_api_keys(http.api_keys)

@@ -138,6 +138,8 @@ def replay(
         _fail_if_incomplete(outcome.summary, outcome.out_dir)
         return
     where = f"profile {profile}" if engine == "sim" else f"engine {engine}"
+    if engine_param:  # the same engine for every policy: say which
+        where += f" with -E {' '.join(engine_param)}"
     title = f"{outcome.workload.name}: {len(outcome.workload)} requests, {where}"
     out_console.print(comparison_table(outcome.summary, title))
     out_console.print(clients_table({n: r.clients for n, r in outcome.runs.items()}))

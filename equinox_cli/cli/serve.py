@@ -65,6 +65,14 @@ def serve(
         typer.Option("--engine-log", help="Folder for the plug-in's per-step and per-request JSON lines."),
     ] = None,
     log: Annotated[Path | None, typer.Option("--log", help="Write the server's output to this file.")] = None,
+    kv_gate: Annotated[
+        bool,
+        typer.Option(
+            "--kv-gate",
+            help="Engine feature, any policy: admit only while the running batch's predicted KV need "
+            "fits the cache (predictions from its own --predictor).",
+        ),
+    ] = False,
 ) -> None:
     """Start vLLM's OpenAI-compatible server with an Equinox policy as its scheduler; wait until it is
     healthy; serve until interrupted. Arguments after `--` go to vLLM unchanged."""
@@ -87,6 +95,7 @@ def serve(
         log_path=log,
         tenant_map=tenant_map,
         engine_log_dir=engine_log,
+        kv_gate=kv_gate,
     )
     check_startable(config)  # every mistake as one line, before the banner
     err_console.print(f"starting vLLM with policy {policy} on {host}:{port} (model {path}) ...")

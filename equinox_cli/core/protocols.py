@@ -44,11 +44,6 @@ class Policy(Protocol):
 
     def is_backlogged(self, client_id: str) -> bool: ...
 
-    def kv_need_tokens(self, request: Request) -> float | None:
-        """Adaptive batching: the output tokens to budget KV for when `request` (just picked) is
-        admitted, or None for vLLM's default (prompt blocks only; preempt when KV runs out)."""
-        ...
-
     def __len__(self) -> int: ...
 
 

@@ -50,9 +50,6 @@ class CounterPolicy:
     def counters(self) -> Mapping[str, float]:
         return self._counter
 
-    def kv_need_tokens(self, request: Request) -> float | None:
-        return None
-
     def on_arrival(self, request: Request, now_s: float) -> bool:
         client = request.client_id
         self._weight[client] = request.weight

@@ -15,10 +15,8 @@ client's weight, so that HF can add them:
          the engine's measured exchange rate (an EMA of weighted tokens per busy GPU-second).
   HF_c = α·UFC_c + β·RFC_c   (α + β = 1; both terms already in the same unit, so norms are 1).
 
-Adaptive batching (`adaptive_batching`, on by default): kv_need_tokens() tells the engine the
-predicted output of each admitted request, so it admits while the predicted KV need of the running
-batch fits, instead of vLLM's prompt-only admission that over-admits and then preempts (or VTC's
-worst-case max_tokens reservation that under-admits). Under-prediction is recovered by preemption.
+Admitting against predicted KV need is an engine feature (`-E kv_gate=true`, with the engine's own
+predictor), open to every policy, not part of this ordering.
 
 Admit from the backlogged client with the lowest HF. The counter lift raises UFC and RFC by the
 same amount d so that HF reaches the minimum HF of the other backlogged clients (VTC's lift on HF).
@@ -45,7 +43,6 @@ class EquinoxParams:
     a_d: float = 1.0
     a_kv: float = 0.003
     rate_ema: float = 0.05  # smoothing of the tokens-per-GPU-second exchange rate
-    adaptive_batching: bool = True  # admit against predicted KV need (engine-side gate)
 
     def validate(self) -> str | None:
         if not 0.0 <= self.alpha <= 1.0:
@@ -101,11 +98,6 @@ class EquinoxPolicy(CounterPolicy):
         user = (charge - min(charge, p.gamma * excess_wait_s)) / request.weight
         self._ufc[request.client_id] += user
         return p.alpha * user  # HF grows by alpha * UFC charge
-
-    def kv_need_tokens(self, request: Request) -> float | None:
-        if not self.params.adaptive_batching:
-            return None
-        return self._predicted.get(request.request_id)
 
     def requeue(self, request: Request, now_s: float) -> None:
         refund = self._admission_charge.get(request.request_id, 0.0)

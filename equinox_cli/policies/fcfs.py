@@ -28,9 +28,6 @@ class FCFSPolicy:
     def counters(self) -> Mapping[str, float]:
         return {}
 
-    def kv_need_tokens(self, request: Request) -> float | None:
-        return None
-
     def on_arrival(self, request: Request, now_s: float) -> bool:
         self._push(request)
         return True
@@ -86,9 +83,6 @@ class RPMPolicy(FCFSPolicy):
         super().__init__()
         self.params = params or RPMParams()
         self._accepted: dict[str, deque[float]] = {}
-
-    def kv_need_tokens(self, request: Request) -> float | None:
-        return None
 
     def on_arrival(self, request: Request, now_s: float) -> bool:
         recent = self._accepted.setdefault(request.client_id, deque())

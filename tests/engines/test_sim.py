@@ -159,32 +159,49 @@ def _burst(n: int = 60, prompt: int = 100, output: int = 800):
     return make_workload([(f"c{i % 2}", 0.0, prompt, output) for i in range(n)])
 
 
-def _equinox_run(workload, predictor, **params: str):
-    tight = replace(get_profile("a100-llama2-7b"), kv_capacity_tokens=8000, max_num_seqs=64)
-    policy = make_policy("equinox", params, predictor)
-    result = SimEngine(tight).run(workload, policy)
+def _gated_run(workload, gate, policy_name: str = "fcfs", kv_gate: bool = True, **params: str):
+    tight = replace(get_profile("a100-llama2-7b"), kv_capacity_tokens=8000, max_num_seqs=64, kv_gate=kv_gate)
+    policy = make_policy(policy_name, params, MovingAveragePredictor())
+    result = SimEngine(tight, gate_predictor=lambda: gate).run(workload, policy)
     return policy, pd.DataFrame(result.requests), pd.DataFrame(result.steps)
 
 
-def test_adaptive_batching_with_true_lengths_avoids_preemption() -> None:
+@pytest.mark.parametrize("policy", ["fcfs", "vtc", "equinox"])
+def test_the_kv_gate_with_true_lengths_avoids_preemption_under_any_policy(policy: str) -> None:
     from equinox_cli.predict.baselines import OraclePredictor
 
     workload = _burst()
     oracle = OraclePredictor({it.request.request_id: it.output_tokens for it in workload.items})
-    _, requests, steps = _equinox_run(workload, oracle)
-    _, plain_requests, plain_steps = _equinox_run(workload, oracle, adaptive_batching="false")
+    _, requests, steps = _gated_run(workload, oracle, policy)
+    _, plain_requests, plain_steps = _gated_run(workload, oracle, policy, kv_gate=False)
     assert steps["preempted"].sum() == 0
     assert plain_steps["preempted"].sum() > 0  # vLLM's prompt-only admission over-admits
     assert (requests["status"] == "finished").all() and (plain_requests["status"] == "finished").all()
 
 
+def test_the_kv_gate_needs_a_predictor_and_vllm_admission() -> None:
+    from equinox_cli.core.errors import UserInputError
+
+    with pytest.raises(UserInputError, match="needs a predictor"):
+        SimEngine(replace(get_profile("a100-llama2-7b"), kv_gate=True))
+    with pytest.raises(UserInputError, match="admission=vllm"):
+        apply_engine_args(get_profile("a100-llama2-7b"), {"kv_gate": "true", "admission": "vtc"})
+
+
 def test_under_prediction_recovers_by_preemption_without_losing_requests() -> None:
     workload = _burst()
-    _, requests, steps = _equinox_run(workload, _Constant(1.0))
+    _, requests, steps = _gated_run(workload, _Constant(1.0))
     assert steps["preempted"].sum() > 0
     assert (requests["status"] == "finished").all()
     truth = {it.request.request_id: it.output_tokens for it in workload.items}
     assert (requests["output_tokens"] == requests["request_id"].map(truth)).all()
+
+
+def _equinox_run(workload, predictor, **params: str):
+    tight = replace(get_profile("a100-llama2-7b"), kv_capacity_tokens=8000, max_num_seqs=64)
+    policy = make_policy("equinox", params, predictor)
+    result = SimEngine(tight).run(workload, policy)
+    return policy, pd.DataFrame(result.requests), pd.DataFrame(result.steps)
 
 
 def test_user_counter_has_no_drift_under_misprediction_and_preemption() -> None:

@@ -41,10 +41,11 @@ def model() -> Path:
 
 @pytest.fixture
 def policy_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    def set_policy(name: str, **params: str) -> None:
+    def set_policy(name: str, kv_gate: bool = False, **params: str) -> None:
         monkeypatch.setenv("EQUINOX_POLICY", name)
         monkeypatch.setenv("EQUINOX_PARAMS", json.dumps(params))
         monkeypatch.setenv("EQUINOX_PREDICTOR", "moving-average")
+        monkeypatch.setenv("EQUINOX_KV_GATE", "1" if kv_gate else "0")
 
     monkeypatch.delenv("EQUINOX_LOG_DIR", raising=False)
     yield set_policy
@@ -114,7 +115,7 @@ def test_vtc_counters_equal_the_tokens_the_engine_served(model: Path, policy_env
 
 
 def test_preemption_requeues_into_the_policy_and_every_request_finishes(model: Path, policy_env: Any) -> None:
-    policy_env("equinox", adaptive_batching="false")  # vLLM's admission, so that it preempts
+    policy_env("equinox")  # vLLM's admission (no KV gate), so that it preempts
     tight = SchedulerShape(max_num_seqs=8, max_num_batched_tokens=512, num_blocks=12, block_size=16)
     scheduler = build_scheduler(EquinoxScheduler, model, tight)
     for i in range(8):
@@ -213,23 +214,23 @@ def _preemptions(scheduler: Any, n: int, prompt: int, output: int) -> tuple[int,
     return preempted, steps
 
 
-def test_adaptive_batching_admits_against_predicted_need_and_avoids_preemption(
-    model: Path, policy_env: Any
-) -> None:
+def test_the_kv_gate_admits_against_predicted_need_under_any_policy(model: Path, policy_env: Any) -> None:
     """60 blocks of 16 tokens; each request needs 40 + 40 tokens = 5 blocks by its end. vLLM
-    admits on the prompt alone (3 blocks) and preempts as decodes grow; Equinox, whose predictor
-    knows the 40 (the moving average's prior is capped at max_tokens), admits 12 at a time."""
+    admits on the prompt alone (3 blocks) and preempts as decodes grow; with the engine's KV gate,
+    whose predictor knows the 40 (the moving average's prior is capped at max_tokens), the engine
+    admits 12 at a time, whichever policy orders the queue."""
     tight = SchedulerShape(max_num_seqs=32, max_num_batched_tokens=2048, num_blocks=60, block_size=16)
     counts = {}
-    for label, cls, env in [
-        ("vllm", Scheduler, None),
-        ("equinox", EquinoxScheduler, {}),
-        ("equinox-no-gate", EquinoxScheduler, {"adaptive_batching": "false"}),
+    for label, cls, policy, gate in [
+        ("vllm", Scheduler, None, False),
+        ("equinox", EquinoxScheduler, "equinox", False),
+        ("equinox+gate", EquinoxScheduler, "equinox", True),
+        ("fcfs+gate", EquinoxScheduler, "fcfs", True),
+        ("vtc+gate", EquinoxScheduler, "vtc", True),
     ]:
-        if env is not None:
-            policy_env("equinox", **env)
+        if policy is not None:
+            policy_env(policy, kv_gate=gate)
         scheduler = build_scheduler(cls, model, tight)
         counts[label] = _preemptions(scheduler, 24, 40, 40)
-    assert counts["vllm"][0] > 0 and counts["equinox-no-gate"][0] > 0
-    assert counts["equinox"][0] == 0
-    print(counts)
+    assert counts["vllm"][0] > 0 and counts["equinox"][0] > 0
+    assert counts["equinox+gate"][0] == counts["fcfs+gate"][0] == counts["vtc+gate"][0] == 0

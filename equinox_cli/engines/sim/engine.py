@@ -8,6 +8,9 @@ Time is data (the step-time model), never the wall clock. Each step, like vLLM v
      first request that does not fit stops admission, as in vLLM;
   3. the step takes t = profile.step_time_s(...); a request whose prefill completes emits its first
      token at the end of the step; finished requests free their blocks.
+With `kv_gate` (an engine feature any policy can run with), a request is admitted only while the
+running batch's predicted final KV blocks fit the cache; the prediction comes from the engine's
+own predictor, never from the policy, so that orderings are compared in the same engine.
 Admission mode "vtc" mimics VTC's engine instead: memory reserved for prompt + max_tokens, new
 requests admitted only every `admit_every_steps` decode steps, prefill capped per round, no chunks.
 
@@ -20,10 +23,11 @@ from __future__ import annotations
 
 import heapq
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields, replace
 
 from equinox_cli.core.errors import UserInputError
-from equinox_cli.core.protocols import Policy, RunObserver
+from equinox_cli.core.protocols import OutputPredictor, Policy, RunObserver
 from equinox_cli.core.types import (
     ClientStepService,
     Completion,
@@ -45,6 +49,7 @@ ENGINE_KEYS = (
     "admission",
     "admit_every_steps",
     "prefill_cap_tokens",
+    "kv_gate",
 )
 
 
@@ -70,6 +75,8 @@ def apply_engine_args(profile: Profile, raw: dict[str, str]) -> Profile:
     result = replace(profile, **values)  # type: ignore[arg-type]
     if result.admission not in ("vllm", "vtc"):
         raise UserInputError(f"bad -E value admission={result.admission!r}; valid: vllm, vtc")
+    if result.kv_gate and result.admission != "vllm":
+        raise UserInputError("-E kv_gate=true works with admission=vllm (VTC's engine reserves max_tokens)")
     ints = [
         result.kv_capacity_tokens,
         result.block_size,
@@ -153,12 +160,22 @@ class _Columns:
 class SimEngine:
     """Runs a workload under a policy on a modelled GPU (see the module docstring)."""
 
-    def __init__(self, profile: Profile, counter_sample_s: float = 1.0) -> None:
+    def __init__(
+        self,
+        profile: Profile,
+        counter_sample_s: float = 1.0,
+        gate_predictor: Callable[[], OutputPredictor] | None = None,
+    ) -> None:
+        """`gate_predictor` makes a fresh predictor for each run's KV gate (`profile.kv_gate`)."""
+        if profile.kv_gate and gate_predictor is None:
+            raise UserInputError("-E kv_gate=true needs a predictor (--predictor) for the engine")
         self.profile = profile
         self.counter_sample_s = counter_sample_s
+        self.gate_predictor = gate_predictor
 
     def run(self, workload: Workload, policy: Policy, observer: RunObserver | None = None) -> RunResult:
-        state = _Run(self.profile, policy, workload, observer, self.counter_sample_s)
+        gate = self.gate_predictor() if self.profile.kv_gate and self.gate_predictor else None
+        state = _Run(self.profile, policy, workload, observer, self.counter_sample_s, gate)
         state.loop()
         config = {f.name: getattr(self.profile, f.name) for f in fields(self.profile)}
         return RunResult(
@@ -178,9 +195,11 @@ class _Run:
         workload: Workload,
         observer: RunObserver | None,
         counter_sample_s: float,
+        gate: OutputPredictor | None = None,
     ) -> None:
         self.p = profile
         self.policy = policy
+        self.gate = gate  # the engine's own output predictor for its KV gate (None: no gate)
         self.items = workload.items
         self.observer = observer
         self.sample_s = counter_sample_s
@@ -237,6 +256,8 @@ class _Run:
                 continue
             seq = _Seq(item, request, request.prompt_tokens, at_arrival=state)
             self.seqs[request.request_id] = seq
+            if self.gate is not None:
+                self.gate.prepare(request)
 
     def _state(self) -> tuple[float, float, float]:
         """(running, waiting, KV used fraction) now: the batch and KV state a predictor may use."""
@@ -356,7 +377,8 @@ class _Run:
                 break
             seq = self.seqs[request.request_id]
             state = self._state()
-            promise = self._promise(seq, policy.kv_need_tokens(request))
+            need = self.gate.predict_output_tokens(request) if self.gate is not None else None
+            promise = self._promise(seq, need)
             if promise and self.running and self.promised + promise > self.total_blocks:
                 policy.requeue(request, self.now)
                 break
@@ -374,7 +396,7 @@ class _Run:
             budget -= chunk
 
     def _promise(self, seq: _Seq, need_tokens: float | None) -> int:
-        """KV blocks the policy's predicted output asks to budget (0: no adaptive batching)."""
+        """KV blocks the gate budgets for `seq` (0: no gate): its prompt and predicted output."""
         if need_tokens is None or self.vtc_mode:
             return 0
         remaining = max(1, math.ceil(need_tokens) - seq.generated)
@@ -487,6 +509,8 @@ class _Run:
         )
         if status != "aborted":
             self.policy.on_finish(completion)
+        if status == "finished" and self.gate is not None:
+            self.gate.observe(request, output)
         self._record_request(seq, status, now_s)
         self.done += 1
         if self.observer and (self.done % self.progress_every == 0 or self.done == len(self.items)):

@@ -41,6 +41,9 @@ class Profile:
     admission: str = "vllm"  # vllm | vtc
     admit_every_steps: int = 10  # vtc admission only
     prefill_cap_tokens: int = 3072  # vtc admission only
+    # the engine's KV gate (vllm admission only): admit only while the running batch's predicted
+    # final KV need fits the cache, predicted by the engine's own predictor (--predictor)
+    kv_gate: bool = False
 
     def step_time_s(self, prefill_tokens: int, decode_seqs: int, context_tokens: int) -> float:
         return (

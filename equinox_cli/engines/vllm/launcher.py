@@ -46,6 +46,7 @@ class ServeConfig:
     tenant_map: Path | None = None  # API key → tenant (tenants.py); unknown keys get 401
     engine_log_dir: Path | None = None  # the plug-in's per-step and per-request rows (recorder.py)
     async_scheduling: bool | None = None  # None: async except on a CPU build (vLLM turns it off there)
+    kv_gate: bool = False  # the engine's KV gate (plugin.py), with its own `predictor`
 
 
 def server_argv(config: ServeConfig) -> list[str]:
@@ -90,6 +91,7 @@ def server_env(config: ServeConfig) -> dict[str, str]:
         EQUINOX_POLICY=config.policy,
         EQUINOX_PARAMS=json.dumps(dict(config.params)),
         EQUINOX_PREDICTOR=config.predictor,
+        EQUINOX_KV_GATE="1" if config.kv_gate else "0",
     )
     env.setdefault("VLLM_CPU_KVCACHE_SPACE", str(config.kv_cache_gib))
     for key, path in ((TENANT_MAP_ENV, config.tenant_map), ("EQUINOX_LOG_DIR", config.engine_log_dir)):

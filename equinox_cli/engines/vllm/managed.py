@@ -44,6 +44,7 @@ class ManagedServer:
     predictor: str = "moving-average"
     params: Mapping[str, Mapping[str, str]] = field(default_factory=dict)  # policy → -P pairs
     startup_timeout_s: float = 600.0
+    kv_gate: bool = False  # -E kv_gate=true: the engine's KV gate in every server
 
 
 class ManagedVllmEngine:
@@ -58,6 +59,7 @@ class ManagedVllmEngine:
             policy=policy.name,
             params=self.server.params.get(policy.name, {}),
             predictor=self.server.predictor,
+            kv_gate=self.server.kv_gate,
             port=free_port(),
             python=self.server.python,
             kv_cache_gib=self.server.kv_cache_gib,

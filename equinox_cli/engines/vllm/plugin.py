@@ -7,6 +7,8 @@ environment variables that `equinox serve` sets (the engine process inherits the
   EQUINOX_POLICY      equinox | vtc | vtc-pred | lcf | fcfs | rpm (default equinox)
   EQUINOX_PARAMS      JSON object of -P key=value pairs
   EQUINOX_PREDICTOR   moving-average (default), none, or a MoPE artifact folder
+  EQUINOX_KV_GATE     1: the engine's KV gate (admit against predicted KV need) with its own
+                      predictor of the same kind, whatever the policy
   EQUINOX_LOG_DIR     if set: per-step and per-request JSON lines (recorder.py) go there
 vLLM's own schedule() runs unchanged: this class only swaps the waiting queue (`kv_holding_waiting`
 stays vLLM's: it holds only requests that already own KV blocks, and vLLM drains it first), charges
@@ -28,7 +30,7 @@ from vllm.v1.core.sched.async_scheduler import AsyncScheduler
 from vllm.v1.core.sched.scheduler import Scheduler
 from vllm.v1.request import RequestStatus
 
-from equinox_cli.core.protocols import Policy
+from equinox_cli.core.protocols import OutputPredictor, Policy
 from equinox_cli.core.types import Completion, Request
 from equinox_cli.engines.telemetry import best_sampler
 from equinox_cli.engines.vllm.charging import request_service, step_progress
@@ -36,6 +38,13 @@ from equinox_cli.engines.vllm.queue import PolicyQueue
 from equinox_cli.engines.vllm.recorder import EngineLog, EngineState, RequestTrack
 from equinox_cli.policies import NEEDS_PREDICTOR, make_policy
 from equinox_cli.predict.registry import predictor_from_spec
+
+
+def gate_predictor_from_env() -> OutputPredictor | None:
+    """The engine's own predictor for its KV gate, when EQUINOX_KV_GATE=1 (else None)."""
+    if os.environ.get("EQUINOX_KV_GATE", "0") != "1":
+        return None
+    return predictor_from_spec(os.environ.get("EQUINOX_PREDICTOR", "moving-average"), None, {})
 
 
 def policy_from_env() -> Policy:
@@ -72,11 +81,13 @@ class EquinoxScheduler(Scheduler):
         self._eq_log = EngineLog(Path(log_dir)) if log_dir else None
         self._eq_tracks: dict[str, RequestTrack] = {}
         self._eq_outputs: dict[str, int] = {}  # request id → output tokens already charged
-        # adaptive batching: tokens each admitted request is predicted to need, and their blocks
+        # the KV gate: tokens each admitted request is predicted to need, and their blocks
+        self._eq_gate = gate_predictor_from_env()
         self._eq_promise_tokens: dict[str, int] = {}
         self._eq_promised_blocks = 0
-        self.waiting.admit_gate = self._eq_admit_gate
-        self.waiting.on_pop = self._eq_on_pop
+        if self._eq_gate is not None:
+            self.waiting.admit_gate = self._eq_admit_gate
+            self.waiting.on_pop = self._eq_on_pop
         self._eq_final: dict[str, int] = {}  # output tokens of requests freed in this update
 
     # --- vLLM hooks -------------------------------------------------------------------------
@@ -88,6 +99,8 @@ class EquinoxScheduler(Scheduler):
         if eq is not None:
             self._eq_clients[request.request_id] = eq.client_id
             self._eq_prompt[request.request_id] = eq.prompt_tokens
+            if self._eq_gate is not None:
+                self._eq_gate.prepare(eq)
             if self._eq_log is not None:
                 self._eq_tracks[request.request_id] = RequestTrack(
                     _client_request_id(request),
@@ -151,6 +164,8 @@ class EquinoxScheduler(Scheduler):
             self.equinox_policy.on_finish(
                 Completion(eq, status, int(request.num_output_tokens), now, None, None, 0)  # type: ignore[arg-type]
             )
+            if self._eq_gate is not None and status == "finished":
+                self._eq_gate.observe(eq, int(request.num_output_tokens))
         track = self._eq_tracks.pop(rid, None)
         if track is not None and self._eq_log is not None:
             if math.isnan(track.first_token_s) and request.num_output_tokens > 0:
@@ -160,24 +175,26 @@ class EquinoxScheduler(Scheduler):
             )
         return super()._free_request(request, delay_free_blocks)
 
-    # --- adaptive batching (policies with kv_need_tokens: Equinox) --------------------------------
+    # --- the KV gate (EQUINOX_KV_GATE=1, any policy) ------------------------------------------------
     # vLLM admits while a request's prompt fits, then preempts when decodes outgrow the cache. With
     # a predicted output, admit only while the running batch's predicted need (prompt + predicted
     # output, or what it holds already if more) fits the whole cache; an empty batch always admits.
     # Under-prediction is left to vLLM's preemption, as in the simulator.
+    def _eq_need(self, eq: Request) -> float:
+        assert self._eq_gate is not None
+        return self._eq_gate.predict_output_tokens(eq)
+
     def _eq_admit_gate(self, eq: Request) -> bool:
-        need = self.equinox_policy.kv_need_tokens(eq)
-        if need is None or not self.running:
+        if not self.running:
             return True
+        need = self._eq_need(eq)
         blocks = self._eq_blocks(eq.prompt_tokens + max(1, math.ceil(need)))
         return self._eq_promised_blocks + blocks <= self._kv_total_blocks()
 
     def _eq_on_pop(self, eq: Request) -> None:
-        need = self.equinox_policy.kv_need_tokens(eq)
-        if need is not None:
-            tokens = eq.prompt_tokens + max(1, math.ceil(need))
-            self._eq_promise_tokens[eq.request_id] = tokens
-            self._eq_promised_blocks += self._eq_blocks(tokens)
+        tokens = eq.prompt_tokens + max(1, math.ceil(self._eq_need(eq)))
+        self._eq_promise_tokens[eq.request_id] = tokens
+        self._eq_promised_blocks += self._eq_blocks(tokens)
 
     def _eq_recount_promises(self) -> None:
         """The running batch's promised blocks (finished and preempted requests drop out)."""
