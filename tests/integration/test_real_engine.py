@@ -27,10 +27,12 @@ pytestmark = [
     pytest.mark.integration,
     pytest.mark.skipif(not VLLM_PYTHON, reason="no vllm: make the env with .ci/vllm-venv"),
 ]
-# heavy asks ~15,400 output tok/s of an engine that gave 6,800-7,200 here (2026-12, 600 requests
-# at 60 req/s kept no backlog; an earlier run measured ~5,300): a backlog of several seconds builds
-# up within SECONDS, which FCFS makes the light tenant share
-LIGHT_RPS, HEAVY_RPS, SECONDS, PROMPT, OUTPUT = 1.0, 120.0, 15.0, 64, 128
+# The engine's batch is capped at MAX_SEQS so that its capacity does not follow the machine or the
+# client's CPU use (with a lighter client the uncapped engine reached 13,600 tok/s here and 120
+# req/s no longer overloaded it): heavy asks ~7,700 output tok/s of a 32-sequence batch, and a
+# backlog of several seconds builds up within SECONDS, which FCFS makes the light tenant share
+MAX_SEQS = 32
+LIGHT_RPS, HEAVY_RPS, SECONDS, PROMPT, OUTPUT = 1.0, 60.0, 15.0, 64, 128
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +64,14 @@ def replayed(overload_trace: Path, tmp_path_factory: pytest.TempPathFactory) -> 
             policy="equinox",
             baselines=("vtc", "fcfs"),
             vllm=api.VllmOptions(
-                python=str(VLLM_PYTHON), server_args=("--enforce-eager", "--max-model-len", "1024")
+                python=str(VLLM_PYTHON),
+                server_args=(
+                    "--enforce-eager",
+                    "--max-model-len",
+                    "1024",
+                    "--max-num-seqs",
+                    str(MAX_SEQS),
+                ),
             ),
             out=out,
         )
