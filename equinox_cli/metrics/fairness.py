@@ -66,3 +66,21 @@ def counter_gaps(counters: pd.DataFrame) -> pd.Series:
     grouped = backlogged.groupby("time_s")["counter"]
     gaps = grouped.max() - grouped.min()
     return gaps[grouped.count() >= 2]
+
+
+def under_share(demand: np.ndarray, capacity: float) -> np.ndarray:
+    """Clients whose whole demand fits their max-min fair share of `capacity` (they should not wait
+    for the others); a client that floods is over its share and never in this set."""
+    demand = np.asarray(demand, dtype=float)
+    return (demand > 0) & (maxmin_shares(demand, capacity) >= demand * (1 - 1e-9))
+
+
+def latency_fairness(slowdown: np.ndarray, demand: np.ndarray, capacity: float) -> float:
+    """Jain's index of 1 / slowdown over the under-share clients, where a client's slowdown is its
+    mean TTFT in the shared run over its mean TTFT running alone on the same engine. 1 means every
+    client within its fair share waits equally more than it would alone; flooding cannot raise it
+    (a flooder leaves the set). NaN with fewer than two under-share clients."""
+    mask = under_share(demand, capacity) & np.isfinite(np.asarray(slowdown, dtype=float))
+    if mask.sum() < 2:
+        return float("nan")
+    return jain(1.0 / np.asarray(slowdown, dtype=float)[mask])

@@ -226,3 +226,20 @@ def test_chunked_prefill_never_stalls_running_decodes() -> None:
     assert len(during) >= 4  # 7,000 tokens in chunks of at most 2,048 - 20
     assert (during["decode_seqs"] == 20).all()
     assert (during["prefill_tokens"] + during["decode_seqs"] <= 2048).all()
+
+
+def test_a_recompute_longer_than_the_token_budget_runs_alone_without_chunking() -> None:
+    # without chunked prefill a preempted request comes back as prompt + generated tokens, which
+    # can exceed max_num_batched_tokens: it must run alone, not stall the engine
+    profile = replace(
+        get_profile("a100-llama2-7b"),
+        chunked_prefill=False,
+        max_num_batched_tokens=100,
+        kv_capacity_tokens=256,
+        block_size=16,
+    )
+    workload = make_workload([("a", 0.0, 95, 60), ("b", 0.0, 95, 60), ("c", 0.0, 95, 60)])
+    result = SimEngine(profile).run(workload, make_policy("fcfs", {}))
+    requests, steps = pd.DataFrame(result.requests), pd.DataFrame(result.steps)
+    assert steps["preempted"].sum() > 0
+    assert (requests["status"] == "finished").all() and (requests["output_tokens"] == 60).all()

@@ -9,9 +9,11 @@ import pytest
 from equinox_cli.metrics.fairness import (
     counter_gaps,
     jain,
+    latency_fairness,
     maxmin_shares,
     normalised_jain,
     service_difference,
+    under_share,
 )
 from equinox_cli.metrics.latency import with_latencies
 from equinox_cli.metrics.service import ServiceConfig, client_totals, timeline
@@ -88,3 +90,15 @@ def test_counter_gaps_only_among_backlogged() -> None:
         }
     )
     assert counter_gaps(counters).to_dict() == {1: 4.0}
+
+
+def test_latency_fairness_over_under_share_clients() -> None:
+    # capacity 100 over demands 10, 20, 200: shares 10, 20, 70 -> the first two are under share
+    demand = np.array([10.0, 20.0, 200.0])
+    assert under_share(demand, 100.0).tolist() == [True, True, False]
+    # slowdowns 2 and 4 -> speeds 0.5, 0.25: Jain = 0.75^2 / (2 * 0.3125) = 0.9
+    assert latency_fairness(np.array([2.0, 4.0, 50.0]), demand, 100.0) == pytest.approx(0.9)
+    # the flooder's own slowdown never counts, however bad or good
+    assert latency_fairness(np.array([2.0, 4.0, 1.0]), demand, 100.0) == pytest.approx(0.9)
+    assert latency_fairness(np.array([3.0, 3.0, 9.0]), demand, 100.0) == pytest.approx(1.0)
+    assert np.isnan(latency_fairness(np.array([2.0, 4.0]), np.array([10.0, 500.0]), 100.0))

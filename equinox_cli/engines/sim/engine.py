@@ -415,8 +415,11 @@ class _Run:
             seq.reserved_blocks = need
             return seq.target
         if not self.p.chunked_prefill and seq.target > budget:
-            return 0
-        chunk = min(seq.target, budget)
+            if others or self.running:
+                return 0
+            chunk = seq.target  # a recompute longer than the budget runs alone (never stalls)
+        else:
+            chunk = min(seq.target, budget)
         need = -(-chunk // self.block)
         if need > self.free:
             return 0
