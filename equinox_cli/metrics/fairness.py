@@ -84,3 +84,12 @@ def latency_fairness(slowdown: np.ndarray, demand: np.ndarray, capacity: float) 
     if mask.sum() < 2:
         return float("nan")
     return jain(1.0 / np.asarray(slowdown, dtype=float)[mask])
+
+
+def latency_isolation(slowdown: np.ndarray, demand: np.ndarray, capacity: float) -> float:
+    """Mean of 1 / slowdown over the under-share clients: 1 when each waits as it would alone.
+    The companion of latency_fairness, which rates equal misery (FCFS) as fair."""
+    mask = under_share(demand, capacity) & np.isfinite(np.asarray(slowdown, dtype=float))
+    if not mask.any():
+        return float("nan")
+    return float(np.mean(1.0 / np.asarray(slowdown, dtype=float)[mask]))

@@ -10,6 +10,7 @@ from equinox_cli.metrics.fairness import (
     counter_gaps,
     jain,
     latency_fairness,
+    latency_isolation,
     maxmin_shares,
     normalised_jain,
     service_difference,
@@ -102,3 +103,7 @@ def test_latency_fairness_over_under_share_clients() -> None:
     assert latency_fairness(np.array([2.0, 4.0, 1.0]), demand, 100.0) == pytest.approx(0.9)
     assert latency_fairness(np.array([3.0, 3.0, 9.0]), demand, 100.0) == pytest.approx(1.0)
     assert np.isnan(latency_fairness(np.array([2.0, 4.0]), np.array([10.0, 500.0]), 100.0))
+    # isolation: how close to alone the under-share clients are (equal misery is not isolation)
+    assert latency_isolation(np.array([2.0, 4.0, 50.0]), demand, 100.0) == pytest.approx(0.375)
+    assert latency_isolation(np.array([3.0, 3.0, 9.0]), demand, 100.0) == pytest.approx(1 / 3)
+    assert latency_isolation(np.array([1.0, 1.0, 9.0]), demand, 100.0) == pytest.approx(1.0)
