@@ -168,3 +168,12 @@ def test_invalid_utf8_inside_a_parquet_string_column_is_refused(tmp_path: Path) 
     path = tmp_path / "t.parquet"
     path.write_bytes(bytes(data))
     _refused(path, "not a readable Parquet file: .*Invalid UTF8")
+
+
+def test_a_servegen_probability_too_large_for_a_float_is_refused(tmp_path: Path) -> None:
+    # found by the 100,000-input campaign, seed 4: an OverflowError converting 10**400 to a float
+    (tmp_path / "chunk-0-trace.csv").write_text("0,1,1,Gamma,1,1\n")
+    huge = "1" + "0" * 400
+    table = {"input_tokens": f"{{52: {huge}, 53: 0.5}}", "output_tokens": "{10: 1.0}"}
+    (tmp_path / "chunk-0-dataset.json").write_text(json.dumps({"0": table}))
+    _refused(tmp_path, "field 'input_tokens': a probability too large for a number")

@@ -86,7 +86,10 @@ def _length_table(text: str, path: Path, key: str) -> tuple[np.ndarray, np.ndarr
     if not all(isinstance(v, int | float) and not isinstance(v, bool) and 0 <= v < math.inf for v in weights):
         raise UserInputError(f"{path}: field {key!r}: probabilities must be finite numbers >= 0")
     values = np.array(counts, dtype=np.int64)
-    probs = np.array(weights, dtype=float)
+    try:
+        probs = np.array([float(v) for v in weights])
+    except OverflowError:  # an integer too large for a float (found by the fuzz campaign, seed 4)
+        raise UserInputError(f"{path}: field {key!r}: a probability too large for a number") from None
     if not 0 < probs.sum() < math.inf:
         raise UserInputError(f"{path}: field {key!r}: probabilities must not be all 0")
     return values, probs / probs.sum()
