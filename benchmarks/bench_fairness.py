@@ -111,6 +111,7 @@ CASES = (
         {A100: 0.88, A10G: 0.108},
     ),
     Case("azure-code-conv", _azure_mix, {A100: 1.4, A10G: 0.41}),
+    Case("servegen", _spec(str(TRACES / "servegen_m_small"), duration_s=10.0), {A100: 0.016, A10G: 0.0015}),
     Case("noisy-neighbour", _noisy_neighbour, {A100: 1.07, A10G: 0.35}),
 )
 
