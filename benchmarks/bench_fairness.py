@@ -1,6 +1,6 @@
 """Fairness benchmark: overloaded multi-tenant workloads × policies × seeds, in the same engine.
 
-  python benchmarks/bench_fairness.py                  # 2 profiles, 8 workloads, 5 seeds (~10 min)
+  python benchmarks/bench_fairness.py                  # 2 profiles, 8 workloads, 5 seeds (~4 min)
   python benchmarks/bench_fairness.py --quick          # a100 only, 2 seeds, shorter workloads
   python benchmarks/bench_fairness.py --engine kv_gate=true   # every policy with the engine's KV gate
 
