@@ -36,7 +36,7 @@ from scipy import stats
 from equinox_cli.core.types import Workload
 from equinox_cli.engines.sim.engine import SimEngine, apply_engine_args
 from equinox_cli.engines.sim.profiles import Profile, get_profile
-from equinox_cli.metrics.fairness import latency_fairness, latency_isolation, maxmin_shares
+from equinox_cli.metrics.fairness import latency_fairness, latency_isolation, under_share
 from equinox_cli.metrics.summary import MetricsConfig, summarize
 from equinox_cli.policies import make_policy
 from equinox_cli.predict.baselines import MovingAveragePredictor
@@ -143,7 +143,7 @@ def figures(tables: object, solo: dict[str, float], window_s: float) -> dict[str
     slowdown = np.array([clients.loc[c, "ttft_mean_s"] / solo[c] for c in clients.index])
     demand = clients["demand"].to_numpy(float)
     capacity = float(clients["service"].sum())
-    under = maxmin_shares(demand, capacity) >= demand * (1 - 1e-9)
+    under = under_share(demand, capacity)
     return {
         "svc_diff": float(summary["service_diff_mean"]) / window_s,
         "jain60": float(summary["jain_windowed_mean"]),

@@ -80,16 +80,19 @@ def latency_fairness(slowdown: np.ndarray, demand: np.ndarray, capacity: float) 
     mean TTFT in the shared run over its mean TTFT running alone on the same engine. 1 means every
     client within its fair share waits equally more than it would alone; flooding cannot raise it
     (a flooder leaves the set). NaN with fewer than two under-share clients."""
-    mask = under_share(demand, capacity) & np.isfinite(np.asarray(slowdown, dtype=float))
-    if mask.sum() < 2:
-        return float("nan")
-    return jain(1.0 / np.asarray(slowdown, dtype=float)[mask])
+    speeds = _under_share_speeds(slowdown, demand, capacity)
+    return jain(speeds) if speeds.size >= 2 else float("nan")
 
 
 def latency_isolation(slowdown: np.ndarray, demand: np.ndarray, capacity: float) -> float:
     """Mean of 1 / slowdown over the under-share clients: 1 when each waits as it would alone.
     The companion of latency_fairness, which rates equal misery (FCFS) as fair."""
-    mask = under_share(demand, capacity) & np.isfinite(np.asarray(slowdown, dtype=float))
-    if not mask.any():
-        return float("nan")
-    return float(np.mean(1.0 / np.asarray(slowdown, dtype=float)[mask]))
+    speeds = _under_share_speeds(slowdown, demand, capacity)
+    return float(speeds.mean()) if speeds.size else float("nan")
+
+
+def _under_share_speeds(slowdown: np.ndarray, demand: np.ndarray, capacity: float) -> np.ndarray:
+    """1 / slowdown of the under-share clients with a finite slowdown."""
+    slowdown = np.asarray(slowdown, dtype=float)
+    mask = under_share(demand, capacity) & np.isfinite(slowdown)
+    return 1.0 / slowdown[mask]

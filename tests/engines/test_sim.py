@@ -159,9 +159,11 @@ def _burst(n: int = 60, prompt: int = 100, output: int = 800):
     return make_workload([(f"c{i % 2}", 0.0, prompt, output) for i in range(n)])
 
 
-def _gated_run(workload, gate, policy_name: str = "fcfs", kv_gate: bool = True, **params: str):
+def _gated_run(
+    workload, gate, policy_name: str = "fcfs", kv_gate: bool = True, predictor=None, **params: str
+):
     tight = replace(get_profile("a100-llama2-7b"), kv_capacity_tokens=8000, max_num_seqs=64, kv_gate=kv_gate)
-    policy = make_policy(policy_name, params, MovingAveragePredictor())
+    policy = make_policy(policy_name, params, predictor or MovingAveragePredictor())
     result = SimEngine(tight, gate_predictor=lambda: gate).run(workload, policy)
     return policy, pd.DataFrame(result.requests), pd.DataFrame(result.steps)
 
@@ -198,10 +200,8 @@ def test_under_prediction_recovers_by_preemption_without_losing_requests() -> No
 
 
 def _equinox_run(workload, predictor, **params: str):
-    tight = replace(get_profile("a100-llama2-7b"), kv_capacity_tokens=8000, max_num_seqs=64)
-    policy = make_policy("equinox", params, predictor)
-    result = SimEngine(tight).run(workload, policy)
-    return policy, pd.DataFrame(result.requests), pd.DataFrame(result.steps)
+    """Equinox ordering with `predictor`, on the same tight engine, without the KV gate."""
+    return _gated_run(workload, None, "equinox", kv_gate=False, predictor=predictor, **params)
 
 
 def test_user_counter_has_no_drift_under_misprediction_and_preemption() -> None:

@@ -23,7 +23,7 @@ import json
 import math
 import time
 import zlib
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 import aiohttp
@@ -116,13 +116,14 @@ class _TimedBody(aiohttp.BytesPayload):
         self._replay, self._outcome = replay, outcome
 
     async def write(self, writer: AbstractStreamWriter) -> None:  # aiohttp < 3.12
-        await self._replay.until(self._outcome.intended_s)
-        await super().write(writer)
-        self._outcome.sent_s = self._replay.now()
+        await self._at_send_time(lambda: super(_TimedBody, self).write(writer))
 
     async def write_with_length(self, writer: AbstractStreamWriter, content_length: int | None) -> None:
+        await self._at_send_time(lambda: super(_TimedBody, self).write_with_length(writer, content_length))
+
+    async def _at_send_time(self, write: Callable[[], Awaitable[None]]) -> None:
         await self._replay.until(self._outcome.intended_s)
-        await super().write_with_length(writer, content_length)
+        await write()
         self._outcome.sent_s = self._replay.now()
 
 

@@ -44,13 +44,17 @@ def parse_line(line: bytes) -> Chunk | None:
     if choices is None:
         return Chunk(0, usage_tokens, False)
     if not isinstance(choices, list):
-        raise StreamError(f"malformed stream chunk: 'choices' is not a list of objects: {payload[:80]!r}")
+        raise _not_objects(payload)
     tokens = 0
     for choice in choices:  # a plain loop: this runs for every token streamed
         if not isinstance(choice, dict):
-            raise StreamError(f"malformed stream chunk: 'choices' is not a list of objects: {payload[:80]!r}")
+            raise _not_objects(payload)
         tokens += _tokens(choice)
     return Chunk(tokens, usage_tokens, False)
+
+
+def _not_objects(payload: str) -> StreamError:
+    return StreamError(f"malformed stream chunk: 'choices' is not a list of objects: {payload[:80]!r}")
 
 
 def _tokens(choice: dict[str, object]) -> int:

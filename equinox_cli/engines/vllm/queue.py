@@ -29,8 +29,7 @@ from typing import Any
 from equinox_cli.core.protocols import Policy
 from equinox_cli.core.types import Request
 from equinox_cli.engines.vllm.identity import SECRET_ENV, claimed_tenant
-
-MAX_DECLARED_TOKENS = 10_000_000  # as the trace bound (workload/limits.py)
+from equinox_cli.workload.limits import MAX_TOKENS
 
 
 def declared_max_tokens(params: Any) -> int:
@@ -41,7 +40,7 @@ def declared_max_tokens(params: Any) -> int:
     sent = getattr(params, "max_tokens", None) or 1
     extra = getattr(params, "extra_args", None)
     claim = extra.get("equinox_max_tokens") if isinstance(extra, dict) else None
-    if isinstance(claim, int) and not isinstance(claim, bool) and sent < claim <= MAX_DECLARED_TOKENS:
+    if isinstance(claim, int) and not isinstance(claim, bool) and sent < claim <= MAX_TOKENS:
         return claim
     return int(sent)
 
