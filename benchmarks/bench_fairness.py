@@ -24,6 +24,8 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import multiprocessing
+import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -33,6 +35,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from equinox_cli.core.protocols import OutputPredictor
 from equinox_cli.core.types import Workload
 from equinox_cli.engines.sim.engine import SimEngine, apply_engine_args
 from equinox_cli.engines.sim.profiles import Profile, get_profile
@@ -40,12 +43,22 @@ from equinox_cli.metrics.fairness import latency_fairness, latency_isolation, un
 from equinox_cli.metrics.summary import MetricsConfig, summarize
 from equinox_cli.policies import make_policy
 from equinox_cli.predict.baselines import MovingAveragePredictor
+from equinox_cli.predict.online import NoPredictor
 from equinox_cli.workload.build import WorkloadSpec, build_workload
 from equinox_cli.workload.schema import frame_to_workload, workload_to_frame
 from equinox_cli.workload.synthetic import ClientSpec, Lengths, generate
 
 TRACES = Path(__file__).resolve().parents[1].parent / "shared" / "traces"
 POLICIES = ("equinox", "vtc", "fcfs")
+# the ablation (issue 9 item 6): Equinox with one component switched off at a time
+ABLATION = {
+    "equinox": {},
+    "no-latency": {"latency_tokens": "0"},
+    "no-gpu-rfc": {"alpha": "1"},
+    "fifo-within": {"order": "fifo"},
+    "no-predictions": {},  # with a predictor that knows nothing (0 output tokens)
+    "vtc": {},
+}
 METRICS = ("svc_diff", "jain60", "lat_fair", "lat_iso", "ttft", "ttft_p99", "ttft_under", "tput", "goodput")
 
 
@@ -116,11 +129,31 @@ CASES = (
 )
 
 
-def run_policy(workload: Workload, policy: str, profile: Profile) -> pd.DataFrame:
+@dataclass(frozen=True)
+class Variant:
+    label: str
+    policy: str
+    params: dict[str, str]
+    predictor: Callable[[], OutputPredictor] = MovingAveragePredictor
+
+
+def variants(labels: tuple[str, ...], equinox_params: dict[str, str], ablation: bool) -> list[Variant]:
+    if ablation:
+        out = []
+        for label, params in ABLATION.items():
+            policy = "vtc" if label == "vtc" else "equinox"
+            merged = {**equinox_params, **params} if policy == "equinox" else {}
+            predictor = NoPredictor if label == "no-predictions" else MovingAveragePredictor
+            out.append(Variant(label, policy, merged, predictor))
+        return out
+    return [Variant(p, p, equinox_params if p == "equinox" else {}) for p in labels]
+
+
+def run_policy(workload: Workload, variant: Variant, profile: Profile) -> pd.DataFrame:
     engine = SimEngine(profile, gate_predictor=MovingAveragePredictor)
-    result = engine.run(workload, make_policy(policy, {}, MovingAveragePredictor()))
+    result = engine.run(workload, make_policy(variant.policy, variant.params, variant.predictor()))
     return summarize(
-        policy,
+        variant.label,
         pd.DataFrame(result.requests),
         pd.DataFrame(result.steps),
         pd.DataFrame(result.counters, columns=list(result.counters)),
@@ -133,7 +166,7 @@ def solo_ttft(workload: Workload, profile: Profile) -> dict[str, float]:
     out = {}
     for client in sorted({it.request.client_id for it in workload.items}):
         alone = Workload(client, tuple(it for it in workload.items if it.request.client_id == client))
-        requests = run_policy(alone, "fcfs", profile).requests
+        requests = run_policy(alone, Variant("fcfs", "fcfs", {}), profile).requests
         out[client] = float(requests["ttft_s"].mean())
     return out
 
@@ -176,8 +209,11 @@ def main() -> None:
     parser.add_argument("--first-seed", type=int, default=0)
     parser.add_argument("--profiles", default="a100-llama2-7b,a10g-llama2-7b")
     parser.add_argument("--engine", action="append", default=[], help="-E pair for every policy")
+    parser.add_argument("-P", dest="params", action="append", default=[], help="-P pair for equinox")
+    parser.add_argument("--ablation", action="store_true", help="Equinox with each component off")
     parser.add_argument("--only", default=None, help="comma-separated workload names")
     parser.add_argument("--load", type=float, default=1.0, help="multiply every case's load")
+    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="worker processes")
     parser.add_argument("--json", type=Path, default=None, help="also write every cell as JSON lines")
     args = parser.parse_args()
     seeds = range(args.first_seed, args.first_seed + (2 if args.quick else args.seeds))
@@ -185,47 +221,89 @@ def main() -> None:
     # vLLM's admission on both profiles (the a10g profile defaults to VTC's engine): the same engine
     engine_args = {"admission": "vllm", **dict(pair.split("=", 1) for pair in args.engine)}
     cases = [c for c in CASES if args.only is None or c.name in args.only.split(",")]
-    window_s = MetricsConfig().service.window_s
-    cells = []
-    for profile_name in profiles:
-        profile = apply_engine_args(replace(get_profile(profile_name)), engine_args)
-        for case in cases:
-            for seed in seeds:
-                workload = case.build(seed, args.quick, case.scales[profile_name] * args.load)
-                solo = solo_ttft(workload, profile)
-                for policy in POLICIES:
-                    fig = figures(run_policy(workload, policy, profile), solo, window_s)
-                    cells.append(
-                        {
-                            "profile": profile_name,
-                            "workload": case.name,
-                            "seed": seed,
-                            "policy": policy,
-                            "requests": len(workload),
-                            **fig,
-                        }
-                    )
-            print(f"done {profile_name} {case.name}", file=sys.stderr)
+    runs = variants(POLICIES, dict(pair.split("=", 1) for pair in args.params), args.ablation)
+    jobs = [
+        (profile_name, engine_args, case.name, seed, args.quick, args.load, runs)
+        for profile_name in profiles
+        for case in cases
+        for seed in seeds
+    ]
+    with multiprocessing.get_context("fork").Pool(args.jobs) as pool:
+        cells = [cell for batch in pool.imap(run_cell, jobs) for cell in batch]
     if args.json:
         args.json.write_text("".join(json.dumps(c) + "\n" for c in cells))
-    report(pd.DataFrame(cells), engine_args)
+    labels = [v.label for v in runs]
+    report(pd.DataFrame(cells), engine_args, labels)
+    summary(pd.DataFrame(cells), labels)
 
 
-def report(cells: pd.DataFrame, engine_args: dict[str, str]) -> None:
+def run_cell(job: tuple) -> list[dict[str, object]]:
+    """Every variant on one (profile, workload, seed): a pure function of its arguments."""
+    profile_name, engine_args, case_name, seed, quick, load, runs = job
+    profile = apply_engine_args(replace(get_profile(profile_name)), engine_args)
+    case = next(c for c in CASES if c.name == case_name)
+    workload = case.build(seed, quick, case.scales[profile_name] * load)
+    solo = solo_ttft(workload, profile)
+    window_s = MetricsConfig().service.window_s
+    cells = []
+    for variant in runs:
+        fig = figures(run_policy(workload, variant, profile), solo, window_s)
+        cells.append(
+            {
+                "profile": profile_name,
+                "workload": case.name,
+                "seed": seed,
+                "policy": variant.label,
+                "requests": len(workload),
+                **fig,
+            }
+        )
+    print(f"done {profile_name} {case.name} seed {seed}", file=sys.stderr)
+    return cells
+
+
+def report(cells: pd.DataFrame, engine_args: dict[str, str], labels: list[str]) -> None:
     print(f"same engine for every policy: -E {engine_args or '(profile defaults)'}; mean ± 95 % interval")
     for (profile, workload), group in cells.groupby(["profile", "workload"], sort=False):
         size = f"{int(group['requests'].mean())} requests, {group['seed'].nunique()} seeds"
         print(f"\n{profile} / {workload} ({size})")
-        print(f"  {'metric':<11}" + "".join(f"{p:>22}" for p in POLICIES) + f"{'equinox/vtc':>14}")
+        print(f"  {'metric':<11}" + "".join(f"{p:>22}" for p in labels) + f"{'equinox/vtc':>14}")
         for metric in METRICS:
             means = {}
             line = f"  {metric:<11}"
-            for policy in POLICIES:
+            for policy in labels:
                 mean, half = mean_ci(group.loc[group["policy"] == policy, metric].tolist())
                 means[policy] = mean
                 line += f"{mean:>13.3f} ± {half:<6.3f}" if np.isfinite(half) else f"{mean:>22.3f}"
             ratio = means["equinox"] / means["vtc"] if means["vtc"] else math.nan
             print(line + f"{ratio:>14.3f}")
+
+
+RATIOS = ("svc_diff", "lat_fair", "ttft", "ttft_p99", "tput")
+
+
+def summary(cells: pd.DataFrame, labels: list[str]) -> None:
+    """Each variant's ratio to VTC of the seed means, per workload, and the issue's targets."""
+    means = cells.groupby(["profile", "workload", "policy"], sort=False)[list(RATIOS)].mean()
+    others = [label for label in labels if label != "vtc"]
+    print("\nratio to VTC of the means over seeds (svc_diff, lat_fair, ttft, ttft_p99, tput)")
+    print(f"  {'profile/workload':<36}" + "".join(f"{label:>36}" for label in others))
+    for profile, workload in cells[["profile", "workload"]].drop_duplicates().itertuples(index=False):
+        vtc = means.loc[(profile, workload, "vtc")]
+        line = f"  {profile[:4] + '/' + workload:<36}"
+        for label in others:
+            r = means.loc[(profile, workload, label)] / vtc
+            line += "".join(f"{v:>7.2f}" for v in r) + " "
+        print(line)
+    for label in others:
+        ratio = means.xs(label, level="policy") / means.xs("vtc", level="policy")
+        lat = ratio["lat_fair"].dropna()
+        print(
+            f"{label}: svc_diff <= 1.1x on {int((ratio['svc_diff'] <= 1.1).sum())}/{len(ratio)}; "
+            f"lat_fair mean {lat.mean():.3f}x over {len(lat)}; "
+            f"ttft <= 0.6x on {int((ratio['ttft'] <= 0.6).sum())}, max {ratio['ttft'].max():.2f}x; "
+            f"tput >= 1.0x on {int((ratio['tput'] >= 0.9995).sum())}, min {ratio['tput'].min():.3f}x"
+        )
 
 
 if __name__ == "__main__":

@@ -30,6 +30,10 @@ class CounterPolicy:
     def _admission_cost(self, request: Request, now_s: float) -> float:
         raise NotImplementedError
 
+    def _rank(self, request: Request, now_s: float) -> float:
+        """Order within the client's queue (lower first; equal ranks are FIFO)."""
+        return 0.0
+
     def _raise_counter(self, client: str, floor: float) -> None:
         """Lift: bring the client's counter(s) up to `floor` (never down)."""
         self._counter[client] = max(self._counter[client], floor)
@@ -55,13 +59,14 @@ class CounterPolicy:
         self._weight[client] = request.weight
         if client not in self._counter:
             self._counter[client] = 0.0
+        rank = self._rank(request, now_s)
         if not self._queues.backlogged(client):
             if self.lift:
                 self._lift(client)
-            self._queues.push(request)
+            self._queues.push(request, rank)
             self._heap.add(client)
         else:
-            self._queues.push(request)
+            self._queues.push(request, rank)
         return True
 
     def _lift(self, client: str) -> None:

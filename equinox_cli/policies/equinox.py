@@ -1,25 +1,28 @@
 """Equinox: holistic fairness from a User Fairness Counter and a Resource Fairness Counter.
 
-The paper (arXiv 2508.16646) names the parts but its formulas are not public; this is our exact,
-documented definition. Both counters are in weighted-token units, each charge divided by the
-client's weight, so that HF can add them:
+The paper (arXiv 2508.16646) names the parts but its formulas are not public; this is our exact
+definition (docs/equinox.md has the bound and its proof sketch). Per client c, weight w_c:
 
-  UFC_c  what c's users received. At admission: (w_p·prompt + w_q·predicted_output) − credit, where
-         credit = γ · max(0, queueing_s − ttft_slo_s) (tokens per second of excess wait), capped at
-         the request's own charge, so a client whose users waited long is favoured. At finish the
-         prediction is corrected: + w_q·(actual − predicted). Proactive: the predictor is charged
-         before the request runs (DESIGN.md §1).
-  RFC_c  what c cost the operator. Each step, c's share of GPU time,
-         step_s · util · work_c / Σ work, with work = a_p·prefill + a_d·decode + a_kv·context
-         (long contexts and big prefills cost what they really cost), converted to token units by
-         the engine's measured exchange rate (an EMA of weighted tokens per busy GPU-second).
-  HF_c = α·UFC_c + β·RFC_c   (α + β = 1; both terms already in the same unit, so norms are 1).
+  UFC_c  weighted tokens its users received, VTC's unit: at admission (w_p·prompt +
+         w_q·predicted_output)/w_c, corrected at finish by w_q·(actual − predicted)/w_c.
+  L_c    its users' latency, b_c in [0, 1): an EMA over observations e = 1 − slo/max(slo, x) of
+         the predicted TTFT at admission (wait + predicted prefill) and the measured TTFT and TPOT at
+         finish (the worse of the two). Bounded, so it can never cancel service charges.
+  RFC_c  GPU seconds it cost (gpu_time.py): at admission the predicted units of prompt + predicted
+         output × the current price (busy seconds per unit), corrected at finish to the actual
+         units × the price over the request's lifetime; divided by w_c.
+  HF_c = α·UFC_c + β·κ·RFC_c − α·Λ·b_c + lifts_c     (β = 1 − α)
+         κ (tokens per busy GPU second, Σ weighted tokens served / Σ busy seconds so far, taken when
+         a charge is made) puts GPU seconds in token units, so α and β weigh like with like.
 
-Admitting against predicted KV need is an engine feature (`-E kv_gate=true`, with the engine's own
-predictor), open to every policy, not part of this ordering.
+Admit from the backlogged client with the lowest HF (VTC's counter lift on HF). For two continuously
+backlogged clients the HF service (HF without −α·Λ·b) differs by at most U + α·Λ, U being VTC's
+constant for these charges: the latency term moves a client by at most α·Λ, never more.
+Within a client, requests wait shortest-predicted-first (rank = its predicted charge + aging ×
+arrival time, so a request's rank gains `aging_tokens_per_s` per second it waits relative to later
+ones): order inside a client does not change what the clients get, and cuts their TTFT.
 
-Admit from the backlogged client with the lowest HF. The counter lift raises UFC and RFC by the
-same amount d so that HF reaches the minimum HF of the other backlogged clients (VTC's lift on HF).
+Admitting against predicted KV need is an engine feature (`-E kv_gate=true`), not part of this.
 """
 
 from __future__ import annotations
@@ -30,28 +33,50 @@ from dataclasses import dataclass
 from equinox_cli.core.protocols import OutputPredictor
 from equinox_cli.core.types import Completion, Progress, Request
 from equinox_cli.policies.counter_base import CounterPolicy
+from equinox_cli.policies.gpu_time import GpuTimeModel
+
+ORDERS = ("sjf", "fifo")
 
 
 @dataclass(frozen=True, slots=True)
 class EquinoxParams:
-    alpha: float = 0.5  # weight of the user counter; beta = 1 - alpha
+    alpha: float = 0.5  # weight of the user counter; beta = 1 - alpha weighs the resource counter
     w_p: float = 1.0
     w_q: float = 2.0
-    gamma: float = 100.0  # token credit per second of queueing beyond the SLO
+    latency_tokens: float = 512.0  # Λ: the most the latency term moves a client, in weighted tokens
+    latency_ema: float = 0.2  # weight of each new latency observation in b_c
     ttft_slo_s: float = 2.0
-    a_p: float = 1.0  # RFC work weights: prefill token, decode token, context token attended
-    a_d: float = 1.0
-    a_kv: float = 0.003
-    rate_ema: float = 0.05  # smoothing of the tokens-per-GPU-second exchange rate
+    tpot_slo_s: float = 0.2
+    order: str = "sjf"  # within a client: sjf (shortest predicted first, aged) | fifo
+    aging_tokens_per_s: float = 50.0
 
     def validate(self) -> str | None:
         if not 0.0 <= self.alpha <= 1.0:
             return f"alpha must be in [0, 1], got {self.alpha}"
-        if min(self.w_p, self.w_q, self.gamma, self.ttft_slo_s, self.a_p, self.a_d, self.a_kv) < 0:
-            return "w_p, w_q, gamma, ttft_slo_s, a_p, a_d, a_kv must be >= 0"
-        if not 0.0 < self.rate_ema <= 1.0:
-            return f"rate_ema must be in (0, 1], got {self.rate_ema}"
+        if min(self.w_p, self.w_q, self.latency_tokens, self.aging_tokens_per_s) < 0:
+            return "w_p, w_q, latency_tokens and aging_tokens_per_s must be >= 0"
+        if min(self.ttft_slo_s, self.tpot_slo_s) <= 0:
+            return "ttft_slo_s and tpot_slo_s must be > 0"
+        if not 0.0 < self.latency_ema <= 1.0:
+            return f"latency_ema must be in (0, 1], got {self.latency_ema}"
+        if self.order not in ORDERS:
+            return f"order must be one of {', '.join(ORDERS)}, got {self.order!r}"
         return None
+
+
+@dataclass(slots=True)
+class _Charge:
+    """What one admitted request was charged, so that its finish (or requeue) can settle it."""
+
+    predicted_tokens: float
+    gpu_mark: tuple[float, float]
+    gpu_s: float  # RFC seconds charged at admission (before ÷ weight)
+    rfc_hf: float  # its β·κ·gpu_s part of the HF charge (before ÷ weight)
+
+
+def latency_excess(observed_s: float, slo_s: float) -> float:
+    """0 within the SLO, rising towards 1 as the latency grows past it (2× the SLO gives 0.5)."""
+    return 1.0 - slo_s / observed_s if observed_s > slo_s else 0.0
 
 
 class EquinoxPolicy(CounterPolicy):
@@ -61,78 +86,132 @@ class EquinoxPolicy(CounterPolicy):
         super().__init__()
         self.params = params or EquinoxParams()
         self._predictor = predictor
+        self.gpu = GpuTimeModel()
         self._ufc: dict[str, float] = {}
         self._rfc: dict[str, float] = {}
-        self._predicted: dict[str, float] = {}
-        self._tokens_per_gpu_s: float | None = None
+        self._badness: dict[str, float] = {}
+        self._lifted: dict[str, float] = {}
+        self._charges: dict[str, _Charge] = {}
+        self._tokens_served = 0.0
 
     @property
     def beta(self) -> float:
         return 1.0 - self.params.alpha
 
     def user_counters(self) -> Mapping[str, float]:
+        """UFC per client: weighted tokens charged (predicted, then corrected)."""
         return self._ufc
 
     def resource_counters(self) -> Mapping[str, float]:
+        """RFC per client: GPU seconds charged (predicted, then corrected)."""
         return self._rfc
 
+    def latency_badness(self) -> Mapping[str, float]:
+        """b_c per client, in [0, 1)."""
+        return self._badness
+
+    def lifts(self) -> Mapping[str, float]:
+        return self._lifted
+
+    # --- arrival and order ----------------------------------------------------------------
     def on_arrival(self, request: Request, now_s: float) -> bool:
-        self._ufc.setdefault(request.client_id, 0.0)
-        self._rfc.setdefault(request.client_id, 0.0)
+        client = request.client_id
+        for table in (self._ufc, self._rfc, self._badness, self._lifted):
+            table.setdefault(client, 0.0)
         self._predictor.prepare(request)  # text features at arrival, not in the admission path
         return super().on_arrival(request, now_s)
+
+    def _rank(self, request: Request, now_s: float) -> float:
+        p = self.params
+        if p.order == "fifo":
+            return 0.0
+        size = p.w_p * request.prompt_tokens + p.w_q * self._predictor.predict_output_tokens(request)
+        return size + p.aging_tokens_per_s * now_s
 
     def _raise_counter(self, client: str, floor: float) -> None:
         lift = floor - self._counter[client]
         if lift > 0:
-            self._ufc[client] += lift
-            self._rfc[client] += lift
+            self._lifted[client] += lift
             self._counter[client] = floor
 
+    # --- charges --------------------------------------------------------------------------
+    def _kappa(self) -> float | None:
+        """Weighted tokens per busy GPU second so far (None before the first busy step)."""
+        busy = self.gpu.busy_s
+        return self._tokens_served / busy if busy > 0 and self._tokens_served > 0 else None
+
     def _admission_cost(self, request: Request, now_s: float) -> float:
-        p = self.params
+        p, client, weight = self.params, request.client_id, request.weight
         predicted = self._predictor.predict_output_tokens(request)
-        self._predicted[request.request_id] = predicted
-        charge = p.w_p * request.prompt_tokens + p.w_q * predicted
-        excess_wait_s = max(0.0, now_s - request.arrival_s - p.ttft_slo_s)
-        user = (charge - min(charge, p.gamma * excess_wait_s)) / request.weight
-        self._ufc[request.client_id] += user
-        return p.alpha * user  # HF grows by alpha * UFC charge
+        tokens = p.w_p * request.prompt_tokens
+        gpu_s = self.gpu.request_units(request.prompt_tokens, predicted) * self.gpu.price_s()
+        kappa = self._kappa()
+        rfc_hf = self.beta * (gpu_s * kappa if kappa is not None else tokens + p.w_q * predicted)
+        self._charges[request.request_id] = _Charge(predicted, self.gpu.mark(), gpu_s, rfc_hf)
+        self._ufc[client] += tokens / weight
+        self._rfc[client] += gpu_s / weight
+        prefill_s = self.gpu.request_units(request.prompt_tokens, 1.0) * self.gpu.price_s()
+        self._observe_latency(client, latency_excess(now_s - request.arrival_s + prefill_s, p.ttft_slo_s))
+        return (p.alpha * tokens + rfc_hf) / weight
+
+    def _observe_latency(self, client: str, excess: float) -> None:
+        """Move b_c towards `excess`; HF moves by −α·Λ·Δb (bounded: b stays in [0, 1))."""
+        old = self._badness[client]
+        new = old + self.params.latency_ema * (excess - old)
+        self._badness[client] = new
+        self._add(client, -self.params.alpha * self.params.latency_tokens * (new - old))
 
     def requeue(self, request: Request, now_s: float) -> None:
-        refund = self._admission_charge.get(request.request_id, 0.0)
-        if self.params.alpha > 0:
-            self._ufc[request.client_id] -= refund / self.params.alpha
+        """Picked but not admitted, or preempted: its charges are undone (it is charged again)."""
+        charge = self._charges.pop(request.request_id, None)
+        if charge is not None:
+            weight = request.weight
+            self._ufc[request.client_id] -= self.params.w_p * request.prompt_tokens / weight
+            self._rfc[request.client_id] -= charge.gpu_s / weight
         super().requeue(request, now_s)
 
     def on_progress(self, progress: Progress) -> None:
-        p = self.params
-        works = {
-            c: p.a_p * s.prefill_tokens + p.a_d * s.decode_tokens + p.a_kv * s.context_tokens
+        units = {
+            c: self.gpu.client_units(s.prefill_tokens, s.decode_tokens, s.context_tokens)
             for c, s in progress.by_client.items()
         }
-        total_work = sum(works.values())
-        busy_s = progress.step_time_s * progress.gpu_util
-        if total_work <= 0 or busy_s <= 0:
-            return
-        tokens = sum(p.w_p * s.prefill_tokens + p.w_q * s.decode_tokens for s in progress.by_client.values())
-        rate = tokens / busy_s
-        ema = self._tokens_per_gpu_s
-        ema = rate if ema is None else ema + p.rate_ema * (rate - ema)
-        self._tokens_per_gpu_s = ema
-        beta = self.beta
-        for client, work in works.items():
-            charge = busy_s * work / total_work * ema / self._weight[client]
-            self._rfc[client] += charge
-            self._counter[client] += beta * charge
+        self.gpu.observe(progress, sum(units.values()))
+        p, alpha = self.params, self.params.alpha
+        for client, s in progress.by_client.items():
+            self._tokens_served += p.w_p * s.prefill_tokens + p.w_q * s.decode_tokens
+            if s.decode_tokens:  # UFC: decode tokens as generated, like VTC
+                decoded = p.w_q * s.decode_tokens / self._weight[client]
+                self._ufc[client] += decoded
+                self._counter[client] += alpha * decoded
 
     def on_finish(self, completion: Completion) -> None:
-        request = completion.request
-        predicted = self._predicted.pop(request.request_id, None)
-        if predicted is not None:
-            correction = self.params.w_q * (completion.output_tokens - predicted) / request.weight
-            self._ufc[request.client_id] += correction
-            self._add(request.client_id, self.params.alpha * correction)
+        request, p = completion.request, self.params
+        client, weight = request.client_id, request.weight
+        charge = self._charges.pop(request.request_id, None)
+        if charge is not None:
+            actual = completion.output_tokens
+            gpu_s = self.gpu.request_units(request.prompt_tokens, actual) * self.gpu.price_since_s(
+                charge.gpu_mark
+            )
+            kappa = self._kappa()
+            rfc_hf = self.beta * (
+                gpu_s * kappa if kappa is not None else p.w_p * request.prompt_tokens + p.w_q * actual
+            )
+            self._rfc[client] += (gpu_s - charge.gpu_s) / weight
+            self._add(client, (rfc_hf - charge.rfc_hf) / weight)
         if completion.status == "finished":
+            self._observe_latency(client, self._finish_excess(completion))
             self._predictor.observe(request, completion.output_tokens)
         super().on_finish(completion)
+
+    def _finish_excess(self, completion: Completion) -> float:
+        """The worse of measured TTFT and TPOT against their SLOs."""
+        p, request = self.params, completion.request
+        if completion.first_token_s is None:
+            return 0.0
+        ttft = latency_excess(completion.first_token_s - request.arrival_s, p.ttft_slo_s)
+        decode_tokens = completion.output_tokens - 1
+        if decode_tokens <= 0:
+            return ttft
+        tpot_s = (completion.now_s - completion.first_token_s) / decode_tokens
+        return max(ttft, latency_excess(tpot_s, p.tpot_slo_s))

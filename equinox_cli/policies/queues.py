@@ -1,24 +1,32 @@
-"""Per-client FIFO queues and a lazy min-heap of backlogged clients keyed by a counter.
+"""Per-client waiting queues and a lazy min-heap of backlogged clients keyed by a counter.
 
-The heap never scans clients: each entry is (key, version, client). A counter that only grew since
-its entry was pushed is fixed when the entry reaches the top (the old key is a lower bound); a
+Each client's queue is a min-heap on (rank, arrival sequence): a rank of 0 for every request is
+FIFO; a policy that orders within a client (Equinox's shortest-predicted-first) passes a rank when
+it pushes. A requeued (picked but not admitted, or preempted) request goes back to the very front.
+
+The client heap never scans clients: each entry is (key, version, client). A counter that only grew
+since its entry was pushed is fixed when the entry reaches the top (the old key is a lower bound); a
 counter that shrank bumps the client's version and pushes a fresh entry, making the old one stale.
 """
 
 from __future__ import annotations
 
 import heapq
-from collections import deque
+import math
 
 from equinox_cli.core.types import Request
 
+FRONT = -math.inf  # the rank of a requeued request: ahead of everything its client has waiting
+
 
 class ClientQueues:
-    """FIFO per client; requeued requests go back to the front of their client's queue."""
+    """One queue per client, ordered by (rank, push order)."""
 
     def __init__(self) -> None:
-        self._queues: dict[str, deque[Request]] = {}
+        self._queues: dict[str, list[tuple[float, int, Request]]] = {}
         self._size = 0
+        self._pushes = 0
+        self._front = 0  # requeues count down so that the latest requeue is first (LIFO, like deque)
 
     def __len__(self) -> int:
         return self._size
@@ -26,26 +34,34 @@ class ClientQueues:
     def backlogged(self, client: str) -> bool:
         return bool(self._queues.get(client))
 
-    def push(self, request: Request, front: bool = False) -> None:
-        queue = self._queues.setdefault(request.client_id, deque())
+    def push(self, request: Request, rank: float = 0.0, front: bool = False) -> None:
+        queue = self._queues.setdefault(request.client_id, [])
         if front:
-            queue.appendleft(request)
+            self._front -= 1
+            entry = (FRONT, self._front, request)
         else:
-            queue.append(request)
+            self._pushes += 1
+            entry = (rank, self._pushes, request)
+        heapq.heappush(queue, entry)
         self._size += 1
 
     def pop(self, client: str) -> Request:
         self._size -= 1
-        return self._queues[client].popleft()
+        return heapq.heappop(self._queues[client])[2]
 
     def remove(self, request: Request) -> bool:
         """Drop a waiting request (O(client's depth): aborts are rare); False if it is not here."""
         queue = self._queues.get(request.client_id)
-        if not queue or request not in queue:
+        if not queue:
             return False
-        queue.remove(request)
-        self._size -= 1
-        return True
+        for i, entry in enumerate(queue):
+            if entry[2] == request:
+                queue[i] = queue[-1]
+                queue.pop()
+                heapq.heapify(queue)
+                self._size -= 1
+                return True
+        return False
 
     def depth(self, client: str) -> int:
         return len(self._queues.get(client, ()))
