@@ -211,6 +211,9 @@ def main() -> None:
     parser.add_argument("--engine", action="append", default=[], help="-E pair for every policy")
     parser.add_argument("-P", dest="params", action="append", default=[], help="-P pair for equinox")
     parser.add_argument("--ablation", action="store_true", help="Equinox with each component off")
+    parser.add_argument(
+        "--variant", action="append", default=[], help="LABEL:k=v,k=v an Equinox variant (with vtc)"
+    )
     parser.add_argument("--only", default=None, help="comma-separated workload names")
     parser.add_argument("--load", type=float, default=1.0, help="multiply every case's load")
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="worker processes")
@@ -222,6 +225,11 @@ def main() -> None:
     engine_args = {"admission": "vllm", **dict(pair.split("=", 1) for pair in args.engine)}
     cases = [c for c in CASES if args.only is None or c.name in args.only.split(",")]
     runs = variants(POLICIES, dict(pair.split("=", 1) for pair in args.params), args.ablation)
+    if args.variant:  # tuning: named Equinox parameter sets beside VTC
+        runs = [Variant("vtc", "vtc", {})] + [
+            Variant(label, "equinox", dict(kv.split("=", 1) for kv in pairs.split(",") if kv))
+            for label, pairs in (v.split(":", 1) for v in args.variant)
+        ]
     jobs = [
         (profile_name, engine_args, case.name, seed, args.quick, args.load, runs)
         for profile_name in profiles
@@ -275,7 +283,7 @@ def report(cells: pd.DataFrame, engine_args: dict[str, str], labels: list[str]) 
                 mean, half = mean_ci(group.loc[group["policy"] == policy, metric].tolist())
                 means[policy] = mean
                 line += f"{mean:>13.3f} ± {half:<6.3f}" if np.isfinite(half) else f"{mean:>22.3f}"
-            ratio = means["equinox"] / means["vtc"] if means["vtc"] else math.nan
+            ratio = means["equinox"] / means["vtc"] if means.get("equinox") and means["vtc"] else math.nan
             print(line + f"{ratio:>14.3f}")
 
 

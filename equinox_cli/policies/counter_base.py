@@ -34,9 +34,9 @@ class CounterPolicy:
         """Order within the client's queue (lower first; equal ranks are FIFO)."""
         return 0.0
 
-    def _raise_counter(self, client: str, floor: float) -> None:
-        """Lift: bring the client's counter(s) up to `floor` (never down)."""
-        self._counter[client] = max(self._counter[client], floor)
+    def _raise_counter(self, client: str, reference: str) -> None:
+        """Lift: bring the client's counter up to the reference client's (never down)."""
+        self._counter[client] = max(self._counter[client], self._counter[reference])
 
     def _add(self, client: str, amount: float) -> None:
         """Change a counter; a decrease re-keys the client's heap entry."""
@@ -70,11 +70,11 @@ class CounterPolicy:
         return True
 
     def _lift(self, client: str) -> None:
-        floor = self._heap.min_counter()
-        if floor is None and self._last_served is not None and self._last_served != client:
-            floor = self._counter[self._last_served]
-        if floor is not None:
-            self._raise_counter(client, floor)
+        reference = self._heap.peek()  # the backlogged client with the smallest counter
+        if reference is None and self._last_served is not None and self._last_served != client:
+            reference = self._last_served
+        if reference is not None:
+            self._raise_counter(client, reference)
 
     def pick_next(self, now_s: float) -> Request | None:
         client = self._heap.peek()

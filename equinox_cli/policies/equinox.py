@@ -49,6 +49,8 @@ class EquinoxParams:
     tpot_slo_s: float = 0.2
     order: str = "sjf"  # within a client: sjf (shortest predicted first, aged) | fifo
     aging_tokens_per_s: float = 50.0
+    ttft_target: str = "slo"  # slo: ttft_slo_s | alone: alone_slack × the request's own prefill
+    alone_slack: float = 4.0
 
     def validate(self) -> str | None:
         if not 0.0 <= self.alpha <= 1.0:
@@ -59,6 +61,10 @@ class EquinoxParams:
             return "ttft_slo_s and tpot_slo_s must be > 0"
         if not 0.0 < self.latency_ema <= 1.0:
             return f"latency_ema must be in (0, 1], got {self.latency_ema}"
+        if self.ttft_target not in ("slo", "alone"):
+            return f"ttft_target must be slo or alone, got {self.ttft_target!r}"
+        if self.alone_slack < 1:
+            return f"alone_slack must be >= 1, got {self.alone_slack}"
         if self.order not in ORDERS:
             return f"order must be one of {', '.join(ORDERS)}, got {self.order!r}"
         return None
@@ -128,11 +134,15 @@ class EquinoxPolicy(CounterPolicy):
         size = p.w_p * request.prompt_tokens + p.w_q * self._predictor.predict_output_tokens(request)
         return size + p.aging_tokens_per_s * now_s
 
-    def _raise_counter(self, client: str, floor: float) -> None:
-        lift = floor - self._counter[client]
+    def _raise_counter(self, client: str, reference: str) -> None:
+        """VTC's lift on the HF *service* (HF without the latency term): the client keeps its own
+        latency term, so a client whose users waited goes ahead of one served equally."""
+        shift = self.params.alpha * self.params.latency_tokens
+        service = self._counter[client] + shift * self._badness[client]
+        lift = self._counter[reference] + shift * self._badness[reference] - service
         if lift > 0:
             self._lifted[client] += lift
-            self._counter[client] = floor
+            self._counter[client] += lift
 
     # --- charges --------------------------------------------------------------------------
     def _kappa(self) -> float | None:
@@ -150,9 +160,17 @@ class EquinoxPolicy(CounterPolicy):
         self._charges[request.request_id] = _Charge(predicted, self.gpu.mark(), gpu_s, rfc_hf)
         self._ufc[client] += tokens / weight
         self._rfc[client] += gpu_s / weight
-        prefill_s = self.gpu.request_units(request.prompt_tokens, 1.0) * self.gpu.price_s()
-        self._observe_latency(client, latency_excess(now_s - request.arrival_s + prefill_s, p.ttft_slo_s))
+        prefill_s = self.gpu.prefill_s(request.prompt_tokens)
+        predicted_ttft_s = now_s - request.arrival_s + prefill_s
+        self._observe_latency(client, latency_excess(predicted_ttft_s, self._ttft_target_s(request)))
         return (p.alpha * tokens + rfc_hf) / weight
+
+    def _ttft_target_s(self, request: Request) -> float:
+        """The TTFT a user of this request should expect: the SLO, or its prefill alone (× slack)."""
+        p = self.params
+        if p.ttft_target == "slo":
+            return p.ttft_slo_s
+        return p.alone_slack * self.gpu.prefill_s(request.prompt_tokens)
 
     def _observe_latency(self, client: str, excess: float) -> None:
         """Move b_c towards `excess`; HF moves by −α·Λ·Δb (bounded: b stays in [0, 1))."""
@@ -209,7 +227,7 @@ class EquinoxPolicy(CounterPolicy):
         p, request = self.params, completion.request
         if completion.first_token_s is None:
             return 0.0
-        ttft = latency_excess(completion.first_token_s - request.arrival_s, p.ttft_slo_s)
+        ttft = latency_excess(completion.first_token_s - request.arrival_s, self._ttft_target_s(request))
         decode_tokens = completion.output_tokens - 1
         if decode_tokens <= 0:
             return ttft

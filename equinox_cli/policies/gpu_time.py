@@ -87,6 +87,11 @@ class GpuTimeModel:
         decode = q * c_d + c_kv * (q * prompt_tokens + q * (q + 1.0) / 2.0)
         return float(prefill + decode)
 
+    def prefill_s(self, prompt_tokens: float) -> float:
+        """Predicted seconds of the request's prefill alone on the engine (one step's overhead in)."""
+        c0, c_p, _, c_kv = self.coef
+        return float(c0 + (c_p + c_kv) * prompt_tokens)
+
     def price_s(self) -> float:
         """Recent busy GPU seconds per unit (1.0 before the first busy step)."""
         return 1.0 if self._price_s is None else self._price_s

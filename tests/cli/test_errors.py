@@ -42,7 +42,7 @@ def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
         (["replay", "--engine", "http://127.0.0.1:9", "--request-timeout", "inf"], "--request-timeout inf"),
         (["train-mope", "x", "--min-rows", "0"], "--min-rows 0"),
         (["replay", "-P", "w_q=inf"], "bad -P value for equinox: w_q='inf' (a finite number"),
-        (["replay", "-P", "gamma=nan"], "gamma='nan'"),
+        (["replay", "-P", "alpha=nan"], "alpha='nan'"),
         (["replay", "-E", "max_num_seqs=10000000000"], "(a number in [0, 1e9])"),
         (["serve", "--tiny-model", "--model", "m"], "exactly one of --model PATH and --tiny-model"),
     ],

@@ -1,0 +1,179 @@
+"""Equinox: the bound, no drift, the latency term, the GPU-time counter and the order within a client."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from equinox_cli.core.types import ClientStepService, Completion, Progress
+from equinox_cli.engines.sim.engine import SimEngine
+from equinox_cli.engines.sim.profiles import get_profile
+from equinox_cli.policies import make_policy
+from equinox_cli.policies.equinox import latency_excess
+from equinox_cli.policies.gpu_time import GpuTimeModel
+from equinox_cli.predict.baselines import MovingAveragePredictor
+from tests.conftest import make_request, make_workload
+
+
+class _Constant:
+    """A deliberately wrong predictor: the same guess for every request."""
+
+    def __init__(self, tokens: float) -> None:
+        self.tokens = tokens
+
+    def prepare(self, request) -> None:  # type: ignore[no-untyped-def]
+        return None
+
+    def predict_output_tokens(self, request) -> float:  # type: ignore[no-untyped-def]
+        return self.tokens
+
+    def observe(self, request, output_tokens: int) -> None:  # type: ignore[no-untyped-def]
+        return None
+
+
+def _run(workload, name: str, profile, predictor=None, **params: str):  # type: ignore[no-untyped-def]
+    policy = make_policy(name, params, predictor or MovingAveragePredictor())
+    result = SimEngine(profile, counter_sample_s=0.05).run(workload, policy)
+    return policy, pd.DataFrame(result.requests), pd.DataFrame(result.counters)
+
+
+TIGHT = replace(get_profile("a10g-llama2-7b"), admission="vllm", kv_capacity_tokens=2000, max_num_seqs=32)
+
+
+def test_without_latency_term_and_order_equinox_is_exactly_vtc() -> None:
+    """α = 1, Λ = 0, FIFO within a client: the same admissions and counters as VTC, step by step."""
+    rows = [(f"c{i % 3}", i * 0.01, 50 + 37 * (i % 7), 20 + 53 * (i % 5)) for i in range(150)]
+    workload = make_workload(rows)
+    _, eq, eq_counters = _run(workload, "equinox", TIGHT, alpha="1", latency_tokens="0", order="fifo")
+    _, vtc, vtc_counters = _run(workload, "vtc", TIGHT)
+    assert eq["admitted_s"].tolist() == vtc["admitted_s"].tolist()
+    assert np.allclose(eq_counters["counter"], vtc_counters["counter"])
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    prompt_a=st.integers(10, 400),
+    prompt_b=st.integers(10, 400),
+    out_a=st.integers(20, 300),
+    out_b=st.integers(20, 300),
+    guess=st.sampled_from([1.0, 50.0, 2000.0]),
+    latency_tokens=st.sampled_from([0.0, 300.0, 5000.0]),
+)
+def test_service_difference_bound_holds_with_latency_term_and_mispredictions(
+    prompt_a: int, prompt_b: int, out_a: int, out_b: int, guess: float, latency_tokens: float
+) -> None:
+    """Two backlogged clients: the gap of their HF service (HF + α·Λ·b, i.e. without the latency
+    term) stays within VTC's 2·max(w_p·L_input, w_q·M) plus α·Λ, whatever the predictor says."""
+    rows = [("a", i * 0.001, prompt_a, out_a) for i in range(150)]
+    rows += [("b", i * 0.001, prompt_b, out_b) for i in range(150)]
+    params = {"alpha": "1", "latency_tokens": str(latency_tokens), "ttft_slo_s": "0.05"}
+    policy = make_policy("equinox", params, _Constant(guess))
+    hf, badness = policy.counters(), policy.latency_badness()  # type: ignore[attr-defined]
+    # the engine samples what counters() returns: here the HF service, latency term added back
+    policy.counters = lambda: {c: hf[c] + latency_tokens * badness[c] for c in hf}  # type: ignore[method-assign]
+    result = SimEngine(TIGHT, counter_sample_s=0.05).run(make_workload(rows), policy)
+    assert min(badness.values()) > 0  # the latency term was active for both clients
+    counters = pd.DataFrame(result.counters)
+    both = counters.groupby("time_s").filter(lambda g: g["backlogged"].sum() == 2)
+    gaps = both.groupby("time_s")["counter"].agg(lambda s: s.max() - s.min())
+    bound = 2 * max(max(prompt_a, prompt_b), 2 * TIGHT.kv_capacity_tokens) + latency_tokens
+    assert len(gaps) > 5
+    assert gaps.max() <= bound
+
+
+def test_counters_do_not_drift_under_misprediction_and_preemption() -> None:
+    """One client: UFC equals VTC's counter exactly (preemptions included), and RFC, charged from
+    predictions at admission, settles to the same GPU seconds whatever was predicted."""
+    workload = make_workload([("a", 0.0, 100 + i, 300 + 17 * i) for i in range(40)])
+    tight = replace(get_profile("a100-llama2-7b"), kv_capacity_tokens=8000, max_num_seqs=64)
+    vtc_policy, _, _ = _run(workload, "vtc", tight)
+    rfc = []
+    for guess in (5.0, 5000.0):
+        policy, requests, _ = _run(workload, "equinox", tight, _Constant(guess), alpha="1", order="fifo")
+        assert requests["preemptions"].sum() > 0
+        assert policy.user_counters()["a"] == pytest.approx(vtc_policy.counters()["a"], rel=1e-12)  # type: ignore[attr-defined]
+        rfc.append(policy.resource_counters()["a"])  # type: ignore[attr-defined]
+    assert rfc[0] == pytest.approx(rfc[1], rel=1e-9) and rfc[0] > 0
+
+
+def test_latency_term_moves_a_client_by_at_most_alpha_lambda() -> None:
+    policy = make_policy(
+        "equinox", {"alpha": "0.5", "latency_tokens": "1000", "latency_ema": "1"}, _Constant(0)
+    )
+    policy.on_arrival(make_request("a1", "a", 0.0, prompt=100), 0.0)
+    policy.pick_next(1e6)  # waited a million seconds: excess → 1 (never beyond)
+    badness = policy.latency_badness()["a"]  # type: ignore[attr-defined]
+    assert badness == pytest.approx(latency_excess(1e6, 2.0)) and badness < 1
+    # HF = α·prompt + β·(prompt + 0 predicted output, no GPU price known yet) − α·Λ·b
+    assert policy.counters()["a"] == pytest.approx(0.5 * 100 + 0.5 * 100 - 0.5 * 1000 * badness)
+    assert latency_excess(1.0, 2.0) == 0.0 and latency_excess(4.0, 2.0) == pytest.approx(0.5)
+
+
+def test_measured_ttft_and_tpot_feed_the_latency_term_at_finish() -> None:
+    policy = make_policy(
+        "equinox",
+        {"latency_ema": "1", "ttft_slo_s": "1", "tpot_slo_s": "0.1"},
+        _Constant(10),
+    )
+    request = make_request("a1", "a", 0.0, prompt=10, max_tokens=100)
+    policy.on_arrival(request, 0.0)
+    policy.pick_next(0.0)
+    # TTFT 0.5 s (within SLO) but 11 tokens in 4 s after the first: TPOT 0.4 s, 4× its SLO
+    policy.on_finish(Completion(request, "finished", 11, 4.5, first_token_s=0.5, admitted_s=0.0))
+    assert policy.latency_badness()["a"] == pytest.approx(0.75)  # type: ignore[attr-defined]
+
+
+def test_shortest_predicted_first_within_a_client_with_aging() -> None:
+    def order(aging: str) -> list[str]:
+        policy = make_policy("equinox", {"aging_tokens_per_s": aging}, _Constant(0))
+        policy.on_arrival(make_request("long", "a", 0.0, prompt=1000), 0.0)
+        policy.on_arrival(make_request("short", "a", 1.0, prompt=10), 1.0)
+        return [policy.pick_next(2.0).request_id for _ in range(2)]  # type: ignore[union-attr]
+
+    assert order("50") == ["short", "long"]  # 10 + 50·1 < 1000 + 0
+    assert order("5000") == ["long", "short"]  # aged: 1000 < 10 + 5000·1
+    fifo = make_policy("equinox", {"order": "fifo"}, _Constant(0))
+    fifo.on_arrival(make_request("long", "a", 0.0, prompt=1000), 0.0)
+    fifo.on_arrival(make_request("short", "a", 1.0, prompt=10), 1.0)
+    assert fifo.pick_next(2.0).request_id == "long"  # type: ignore[union-attr]
+
+
+def test_a_requeued_request_goes_back_to_the_front_of_its_client() -> None:
+    policy = make_policy("equinox", {}, _Constant(0))
+    for rid, prompt in (("big", 900), ("small", 5)):
+        policy.on_arrival(make_request(rid, "a", 0.0, prompt=prompt), 0.0)
+    first = policy.pick_next(0.0)
+    second = policy.pick_next(0.0)
+    policy.requeue(second, 0.0)  # type: ignore[arg-type]
+    assert first.request_id == "small" and policy.pick_next(0.0).request_id == "big"  # type: ignore[union-attr]
+
+
+def test_gpu_time_model_learns_the_step_cost_and_prices_long_contexts_higher() -> None:
+    model = GpuTimeModel(refit_steps=50)
+    rng = np.random.default_rng(0)
+    true = np.array([0.01, 1e-4, 2e-4, 1e-6])
+    for _ in range(400):
+        p, n, c = int(rng.integers(0, 2000)), int(rng.integers(1, 64)), int(rng.integers(0, 100_000))
+        step_s = true @ [1.0, p, n, c + p]
+        by = {"x": ClientStepService(p, n, c)}
+        model.observe(Progress(0.0, step_s, 0.8, by), model.client_units(p, n, c))
+    assert np.allclose(model.coef, true, rtol=1e-6)
+    assert model.request_units(4000, 100) > model.request_units(100, 100) > 0
+
+
+def test_resource_counter_charges_the_gpu_time_a_client_costs() -> None:
+    """Same tokens, longer context: the long-context client is charged more GPU seconds."""
+    workload = make_workload(
+        [("short", i * 0.05, 100, 100) for i in range(40)]
+        + [("long", i * 0.05, 3000, 100) for i in range(40)]
+    )
+    profile = replace(get_profile("a100-llama2-7b"), kv_capacity_tokens=200_000)
+    policy, requests, _ = _run(workload, "equinox", profile)
+    assert (requests["status"] == "finished").all()
+    rfc = policy.resource_counters()  # type: ignore[attr-defined]
+    assert rfc["long"] > 2 * rfc["short"] > 0
