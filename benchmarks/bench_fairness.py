@@ -54,7 +54,7 @@ POLICIES = ("equinox", "vtc", "fcfs")
 ABLATION = {
     "equinox": {},
     "no-latency": {"latency_tokens": "0"},
-    "no-gpu-rfc": {"alpha": "1"},
+    "with-gpu-rfc": {"alpha": "0.9"},  # the default has beta = 0 (tuning split); this turns RFC on
     "fifo-within": {"order": "fifo"},
     "no-predictions": {},  # with a predictor that knows nothing (0 output tokens)
     "vtc": {},

@@ -40,10 +40,12 @@ ORDERS = ("sjf", "fifo")
 
 @dataclass(frozen=True, slots=True)
 class EquinoxParams:
-    alpha: float = 0.5  # weight of the user counter; beta = 1 - alpha weighs the resource counter
+    # defaults chosen on the tuning split (bench_fairness seeds 0-1, docs/equinox.md): any beta > 0
+    # raised the token service difference past 1.1x VTC's on more workloads, so RFC is off by default
+    alpha: float = 1.0  # weight of the user counter; beta = 1 - alpha weighs the resource counter
     w_p: float = 1.0
     w_q: float = 2.0
-    latency_tokens: float = 512.0  # Λ: the most the latency term moves a client, in weighted tokens
+    latency_tokens: float = 128.0  # Λ: the most the latency term moves a client, in weighted tokens
     latency_ema: float = 0.2  # weight of each new latency observation in b_c
     ttft_slo_s: float = 2.0
     tpot_slo_s: float = 0.2

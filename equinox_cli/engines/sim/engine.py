@@ -27,6 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, fields, replace
 
 from equinox_cli.core.errors import UserInputError
+from equinox_cli.core.kv_budget import RULES, need_blocks
 from equinox_cli.core.protocols import OutputPredictor, Policy, RunObserver
 from equinox_cli.core.types import (
     ClientStepService,
@@ -50,6 +51,7 @@ ENGINE_KEYS = (
     "admit_every_steps",
     "prefill_cap_tokens",
     "kv_gate",
+    "gate_rule",
 )
 
 
@@ -75,6 +77,8 @@ def apply_engine_args(profile: Profile, raw: dict[str, str]) -> Profile:
     result = replace(profile, **values)  # type: ignore[arg-type]
     if result.admission not in ("vllm", "vtc"):
         raise UserInputError(f"bad -E value admission={result.admission!r}; valid: vllm, vtc")
+    if result.gate_rule not in RULES:
+        raise UserInputError(f"bad -E value gate_rule={result.gate_rule!r}; valid: {', '.join(RULES)}")
     if result.kv_gate and result.admission != "vllm":
         raise UserInputError("-E kv_gate=true works with admission=vllm (VTC's engine reserves max_tokens)")
     ints = [
@@ -145,7 +149,7 @@ class _Seq:
     admitted_s: float | None = None
     first_token_s: float | None = None
     preemptions: int = 0
-    promised_blocks: int = 0  # adaptive batching: predicted final KV blocks budgeted at admission
+    promise_tokens: int = 0  # KV gate: predicted final size (prompt + predicted output) at admission
     at_arrival: tuple[float, float, float] = (math.nan, math.nan, math.nan)
     at_admit: tuple[float, float, float] = (math.nan, math.nan, math.nan)
 
@@ -208,7 +212,6 @@ class _Run:
         self.block = profile.block_size
         self.total_blocks = profile.kv_capacity_tokens // profile.block_size
         self.free = self.total_blocks
-        self.promised = 0  # Σ promised_blocks of running seqs (adaptive batching gate)
         self.vtc_mode = profile.admission == "vtc"
         self.now = 0.0
         self.step = 0
@@ -325,8 +328,7 @@ class _Run:
             self._stop_decoding(seq, kv=seq.target + step - seq.base_step, step=step)
         seq.target = seq.request.prompt_tokens + seq.generated
         seq.prefilled = seq.blocks = seq.reserved_blocks = 0
-        self.promised -= seq.promised_blocks
-        seq.promised_blocks = 0
+        seq.promise_tokens = 0
         seq.epoch += 1
         seq.preemptions += 1
         self.policy.requeue(seq.request, self.now)
@@ -377,17 +379,15 @@ class _Run:
                 break
             seq = self.seqs[request.request_id]
             state = self._state()
-            need = self.gate.predict_output_tokens(request) if self.gate is not None else None
-            promise = self._promise(seq, need)
-            if promise and self.running and self.promised + promise > self.total_blocks:
+            promise = self._promise(seq)
+            if promise and self.running and not self._gate_admits(seq, promise, step):
                 policy.requeue(request, self.now)
                 break
             chunk = self._admission_chunk(seq, budget, bool(chunks))
             if chunk == 0:
                 policy.requeue(request, self.now)
                 break
-            seq.promised_blocks = promise
-            self.promised += promise
+            seq.promise_tokens = promise
             self.running[request.request_id] = seq
             if seq.admitted_s is None:
                 seq.admitted_s = self.now
@@ -395,12 +395,20 @@ class _Run:
             chunks.append((seq, chunk))
             budget -= chunk
 
-    def _promise(self, seq: _Seq, need_tokens: float | None) -> int:
-        """KV blocks the gate budgets for `seq` (0: no gate): its prompt and predicted output."""
-        if need_tokens is None or self.vtc_mode:
+    def _promise(self, seq: _Seq) -> int:
+        """Tokens the gate budgets for `seq` (0: no gate): its prompt and predicted output."""
+        if self.gate is None or self.vtc_mode:
             return 0
-        remaining = max(1, math.ceil(need_tokens) - seq.generated)
-        return -(-(seq.target + remaining) // self.block)
+        need = self.gate.predict_output_tokens(seq.request)
+        return seq.target + max(1, math.ceil(need) - seq.generated)
+
+    def _gate_admits(self, seq: _Seq, promise: int, step: int) -> bool:
+        """The running batch plus `seq` fit the cache at their predicted need (gate_rule)."""
+        batch = [(seq.target, promise - seq.target)]
+        for other in self.running.values():
+            now = other.target + (step - other.base_step if other.decoding else 0)
+            batch.append((now, max(1, other.promise_tokens - now)))
+        return need_blocks(self.p.gate_rule, batch, self.block) <= self.total_blocks
 
     def _admission_chunk(self, seq: _Seq, budget: int, others: bool) -> int:
         """Tokens of `seq` to prefill this step if it can be admitted now, else 0."""
@@ -493,8 +501,7 @@ class _Run:
 
     def _release(self, seq: _Seq, blocks: int) -> None:
         self.free += blocks
-        self.promised -= seq.promised_blocks
-        seq.promised_blocks = 0
+        seq.promise_tokens = 0
         self.running.pop(seq.request.request_id, None)
 
     def _leave(self, seq: _Seq, status: CompletionStatus, now_s: float) -> None:

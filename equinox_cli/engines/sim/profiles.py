@@ -44,6 +44,7 @@ class Profile:
     # the engine's KV gate (vllm admission only): admit only while the running batch's predicted
     # final KV need fits the cache, predicted by the engine's own predictor (--predictor)
     kv_gate: bool = False
+    gate_rule: str = "peak"  # peak: the batch's peak need over time (staggered finishes) | sum
 
     def step_time_s(self, prefill_tokens: int, decode_seqs: int, context_tokens: int) -> float:
         return (
