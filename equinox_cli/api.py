@@ -173,6 +173,7 @@ def default_run_dir(root: Path, workload: str, seed: int) -> Path:
 def replay(config: ReplayConfig, observer: RunObserver | None = None) -> ReplayOutcome:
     """Run the workload under the policy and every baseline; write the report; return the numbers."""
     _check_engine(config.engine, config.http)
+    _check_engine_params(config.engine, config.engine_params)
     _check_out(config.out)
     profile = resolve_profile(config.profile, config.engine_params)
     workload, warnings = build_workload(config.workload)
@@ -257,6 +258,7 @@ class CollectOutcome:
 def collect(config: CollectConfig, observer: RunObserver | None = None) -> CollectOutcome:
     """Run a workload once and write per-request and per-step training rows under traces/."""
     _check_engine(config.engine, config.http)
+    _check_engine_params(config.engine, config.engine_params)
     _check_out(config.out)
     profile = resolve_profile(config.profile, config.engine_params)
     routed = route_policy_params(config.policy_params, config.policy, [config.policy])
@@ -310,6 +312,19 @@ def _check_engine(engine: str, http: HttpOptions) -> None:
     check_number("--max-concurrency", http.max_concurrency, 1, 1e6, integer=True)
     check_number("--request-timeout", http.request_timeout_s, 0, 1e6, low_open=True)
     check_number("--deadline", http.deadline_s, 0, 1e8, low_open=True)
+
+
+def _check_engine_params(engine: str, engine_params: Sequence[str]) -> None:
+    """-E configures the simulator; a managed vLLM server takes only kv_gate, a live one none."""
+    keys = [key for key, _ in split_key_values(engine_params, "-E")]
+    if is_http(engine) and keys:
+        raise UserInputError(
+            f"-E {keys[0]}: a live server keeps the settings it was started with "
+            "(start it with `equinox serve --kv-gate` for the KV gate)"
+        )
+    if engine == "vllm" and any(key != "kv_gate" for key in keys):
+        bad = next(key for key in keys if key != "kv_gate")
+        raise UserInputError(f"-E {bad} configures the simulator; give vLLM its own with --vllm-arg")
 
 
 def _managed(

@@ -44,6 +44,9 @@ def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
         (["replay", "-P", "w_q=inf"], "bad -P value for equinox: w_q='inf' (a finite number"),
         (["replay", "-P", "alpha=nan"], "alpha='nan'"),
         (["replay", "-E", "max_num_seqs=10000000000"], "(a number in [0, 1e9])"),
+        (["replay", "-E", "gate_rule=max"], "gate_rule='max'; valid: peak, sum"),
+        (["replay", "--engine", "http://127.0.0.1:9", "-E", "kv_gate=true"], "-E kv_gate: a live server"),
+        (["replay", "--engine", "vllm", "-E", "max_num_seqs=8"], "-E max_num_seqs configures the simulator"),
         (["serve", "--tiny-model", "--model", "m"], "exactly one of --model PATH and --tiny-model"),
     ],
 )

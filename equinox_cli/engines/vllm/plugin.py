@@ -30,6 +30,7 @@ from vllm.v1.core.sched.async_scheduler import AsyncScheduler
 from vllm.v1.core.sched.scheduler import Scheduler
 from vllm.v1.request import RequestStatus
 
+from equinox_cli.core.kv_budget import peak_need_blocks
 from equinox_cli.core.protocols import OutputPredictor, Policy
 from equinox_cli.core.types import Completion, Request
 from equinox_cli.engines.telemetry import best_sampler
@@ -81,10 +82,9 @@ class EquinoxScheduler(Scheduler):
         self._eq_log = EngineLog(Path(log_dir)) if log_dir else None
         self._eq_tracks: dict[str, RequestTrack] = {}
         self._eq_outputs: dict[str, int] = {}  # request id → output tokens already charged
-        # the KV gate: tokens each admitted request is predicted to need, and their blocks
+        # the KV gate: the final size (prompt + predicted output) of each admitted request
         self._eq_gate = gate_predictor_from_env()
         self._eq_promise_tokens: dict[str, int] = {}
-        self._eq_promised_blocks = 0
         if self._eq_gate is not None:
             self.waiting.admit_gate = self._eq_admit_gate
             self.waiting.on_pop = self._eq_on_pop
@@ -117,7 +117,6 @@ class EquinoxScheduler(Scheduler):
 
     def schedule(self, *args: Any, **kwargs: Any) -> Any:
         start = time.monotonic()
-        self._eq_recount_promises()
         before_step = self._eq_state() if self._eq_log is not None else None
         output = super().schedule(*args, **kwargs)
         scheduled = dict(output.num_scheduled_tokens)
@@ -177,9 +176,9 @@ class EquinoxScheduler(Scheduler):
 
     # --- the KV gate (EQUINOX_KV_GATE=1, any policy) ------------------------------------------------
     # vLLM admits while a request's prompt fits, then preempts when decodes outgrow the cache. With
-    # a predicted output, admit only while the running batch's predicted need (prompt + predicted
-    # output, or what it holds already if more) fits the whole cache; an empty batch always admits.
-    # Under-prediction is left to vLLM's preemption, as in the simulator.
+    # a predicted output, admit only while the running batch's predicted *peak* need over time
+    # (core/kv_budget.py: requests finish at staggered times) fits the whole cache; an empty batch
+    # always admits. Under-prediction is left to vLLM's preemption, as in the simulator.
     def _eq_need(self, eq: Request) -> float:
         assert self._eq_gate is not None
         return self._eq_gate.predict_output_tokens(eq)
@@ -187,28 +186,16 @@ class EquinoxScheduler(Scheduler):
     def _eq_admit_gate(self, eq: Request) -> bool:
         if not self.running:
             return True
-        need = self._eq_need(eq)
-        blocks = self._eq_blocks(eq.prompt_tokens + max(1, math.ceil(need)))
-        return self._eq_promised_blocks + blocks <= self._kv_total_blocks()
+        need = max(1, math.ceil(self._eq_need(eq)))
+        batch = [(eq.prompt_tokens, need)]
+        for request in self.running:
+            now = int(request.num_tokens)
+            final = self._eq_promise_tokens.get(request.request_id, now + 1)
+            batch.append((now, max(1, final - now)))
+        return peak_need_blocks(batch, self.block_size) <= self._kv_total_blocks()
 
     def _eq_on_pop(self, eq: Request) -> None:
-        tokens = eq.prompt_tokens + max(1, math.ceil(self._eq_need(eq)))
-        self._eq_promise_tokens[eq.request_id] = tokens
-        self._eq_promised_blocks += self._eq_blocks(tokens)
-
-    def _eq_recount_promises(self) -> None:
-        """The running batch's promised blocks (finished and preempted requests drop out)."""
-        promises = self._eq_promise_tokens
-        total = 0
-        if promises:
-            for request in self.running:
-                tokens = promises.get(request.request_id)
-                if tokens is not None:
-                    total += self._eq_blocks(max(tokens, request.num_tokens + 1))
-        self._eq_promised_blocks = total
-
-    def _eq_blocks(self, tokens: int) -> int:
-        return -(-tokens // self.block_size)
+        self._eq_promise_tokens[eq.request_id] = eq.prompt_tokens + max(1, math.ceil(self._eq_need(eq)))
 
     # --- Equinox bookkeeping ------------------------------------------------------------------
     def _eq_charge(self, step: _Step, end_s: float) -> None:
