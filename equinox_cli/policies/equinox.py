@@ -80,6 +80,7 @@ class _Charge:
     gpu_mark: tuple[float, float]
     gpu_s: float  # RFC seconds charged at admission (before ÷ weight)
     rfc_hf: float  # its β·κ·gpu_s part of the HF charge (before ÷ weight)
+    wait_start_s: float  # when the wait the other clients caused began
 
 
 def latency_excess(observed_s: float, slo_s: float) -> float:
@@ -101,6 +102,7 @@ class EquinoxPolicy(CounterPolicy):
         self._lifted: dict[str, float] = {}
         self._charges: dict[str, _Charge] = {}
         self._tokens_served = 0.0
+        self._last_admit_s: dict[str, float] = {}
 
     @property
     def beta(self) -> float:
@@ -159,11 +161,14 @@ class EquinoxPolicy(CounterPolicy):
         gpu_s = self.gpu.request_units(request.prompt_tokens, predicted) * self.gpu.price_s()
         kappa = self._kappa()
         rfc_hf = self.beta * (gpu_s * kappa if kappa is not None else tokens + p.w_q * predicted)
-        self._charges[request.request_id] = _Charge(predicted, self.gpu.mark(), gpu_s, rfc_hf)
+        # the wait the others caused: since arrival, or since this client's previous admission if
+        # later (waiting behind the client's own earlier requests is not the others' doing)
+        wait_start_s = max(request.arrival_s, self._last_admit_s.get(client, request.arrival_s))
+        self._last_admit_s[client] = now_s
+        self._charges[request.request_id] = _Charge(predicted, self.gpu.mark(), gpu_s, rfc_hf, wait_start_s)
         self._ufc[client] += tokens / weight
         self._rfc[client] += gpu_s / weight
-        prefill_s = self.gpu.prefill_s(request.prompt_tokens)
-        predicted_ttft_s = now_s - request.arrival_s + prefill_s
+        predicted_ttft_s = now_s - wait_start_s + self.gpu.prefill_s(request.prompt_tokens)
         self._observe_latency(client, latency_excess(predicted_ttft_s, self._ttft_target_s(request)))
         return (p.alpha * tokens + rfc_hf) / weight
 
@@ -219,17 +224,18 @@ class EquinoxPolicy(CounterPolicy):
             )
             self._rfc[client] += (gpu_s - charge.gpu_s) / weight
             self._add(client, (rfc_hf - charge.rfc_hf) / weight)
+        if completion.status == "finished" and charge is not None:
+            self._observe_latency(client, self._finish_excess(completion, charge.wait_start_s))
         if completion.status == "finished":
-            self._observe_latency(client, self._finish_excess(completion))
             self._predictor.observe(request, completion.output_tokens)
         super().on_finish(completion)
 
-    def _finish_excess(self, completion: Completion) -> float:
-        """The worse of measured TTFT and TPOT against their SLOs."""
+    def _finish_excess(self, completion: Completion, wait_start_s: float) -> float:
+        """The worse of measured TTFT (from when the others' wait began) and TPOT against SLOs."""
         p, request = self.params, completion.request
         if completion.first_token_s is None:
             return 0.0
-        ttft = latency_excess(completion.first_token_s - request.arrival_s, self._ttft_target_s(request))
+        ttft = latency_excess(completion.first_token_s - wait_start_s, self._ttft_target_s(request))
         decode_tokens = completion.output_tokens - 1
         if decode_tokens <= 0:
             return ttft
