@@ -45,13 +45,13 @@ class EquinoxParams:
     alpha: float = 1.0  # weight of the user counter; beta = 1 - alpha weighs the resource counter
     w_p: float = 1.0
     w_q: float = 2.0
-    latency_tokens: float = 128.0  # Λ: the most the latency term moves a client, in weighted tokens
+    latency_tokens: float = 512.0  # Λ: the most the latency term moves a client, in weighted tokens
     latency_ema: float = 0.2  # weight of each new latency observation in b_c
     ttft_slo_s: float = 2.0
     tpot_slo_s: float = 0.2
     order: str = "sjf"  # within a client: sjf (shortest predicted first, aged) | fifo
     aging_tokens_per_s: float = 50.0
-    ttft_target: str = "slo"  # slo: ttft_slo_s | alone: alone_slack × the request's own prefill
+    ttft_target: str = "alone"  # alone: alone_slack × the request's own prefill | slo: ttft_slo_s
     alone_slack: float = 4.0
 
     def validate(self) -> str | None:
