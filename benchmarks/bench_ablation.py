@@ -34,7 +34,8 @@ ARENA = (
     / "arena_hard_auto"
     / "arena_hard_flat.jsonl"
 )
-PREDICTORS = ("oracle", "mope", "single", "moving-average", "none")
+# mope: MoPE guarded by the moving average (registry.py); mope-only: MoPE alone
+PREDICTORS = ("oracle", "mope", "mope-only", "single", "moving-average", "none")
 COLUMNS = (
     ("output_tokens_per_s", "tok/s", "{:.0f}"),
     ("goodput_requests_per_s", "goodput", "{:.2f}"),
@@ -88,9 +89,11 @@ def run(args: argparse.Namespace) -> None:
     rows: list[tuple[str, str, float, dict[str, object]]] = []
     for scheduler in ("equinox", "vtc-pred"):
         for predictor in PREDICTORS:
-            spec = {"mope": f"mope:{tmp / 'mope'}", "single": f"single:{tmp / 'mope'}"}.get(
-                predictor, predictor
-            )
+            spec = {
+                "mope": f"mope:{tmp / 'mope'}",
+                "mope-only": f"mope-only:{tmp / 'mope'}",
+                "single": f"single:{tmp / 'mope'}",
+            }.get(predictor, predictor)
             recorder: list[Recording] = []
             original = api.make_predictor
 

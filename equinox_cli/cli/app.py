@@ -77,7 +77,8 @@ def replay(
         typer.Option(
             "--predictor",
             help="Output predictor of equinox and vtc-pred: moving-average, oracle, none, "
-            "a MoPE artifact folder (PATH or mope:PATH) or its single model (single:PATH).",
+            "a MoPE artifact folder (PATH or mope:PATH: MoPE, or the moving average while that "
+            "predicts better), MoPE alone (mope-only:PATH) or its single model (single:PATH).",
         ),
     ] = "moving-average",
     out: Annotated[

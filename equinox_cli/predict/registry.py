@@ -9,6 +9,7 @@ from equinox_cli.core.errors import UserInputError
 from equinox_cli.core.protocols import OutputPredictor
 from equinox_cli.predict.artifact import Artifact, load_artifact
 from equinox_cli.predict.baselines import MovingAveragePredictor, OraclePredictor
+from equinox_cli.predict.guarded import GuardedPredictor
 from equinox_cli.predict.online import ArtifactPredictor, NoPredictor
 
 PREDICTOR_NAMES = ("moving-average", "oracle", "none")
@@ -17,7 +18,9 @@ PREDICTOR_NAMES = ("moving-average", "oracle", "none")
 def predictor_from_spec(
     spec: str, truth: Mapping[str, int] | None, cache: dict[Path, Artifact]
 ) -> OutputPredictor:
-    """A fresh predictor: moving-average, oracle (needs `truth`), none, PATH, mope:PATH or single:PATH.
+    """A fresh predictor: moving-average, oracle (needs `truth`), none, PATH, mope:PATH, single:PATH
+    or mope-only:PATH. PATH and mope:PATH are MoPE guarded by the moving average (guarded.py: the
+    one that predicted better lately predicts); mope-only:PATH is MoPE alone (for ablations).
 
     `cache` shares loaded artifacts between the predictors of one run."""
     if spec == "moving-average":
@@ -29,12 +32,16 @@ def predictor_from_spec(
     if spec == "none":
         return NoPredictor()
     kind, sep, rest = spec.partition(":")
-    kind, path = (kind, Path(rest)) if sep and kind in ("mope", "single") else ("mope", Path(spec))
+    kinds = ("mope", "single", "mope-only")
+    kind, path = (kind, Path(rest)) if sep and kind in kinds else ("mope", Path(spec))
     if not path.exists():
         raise UserInputError(
             f"--predictor {spec!r}: no such artifact folder; valid: {', '.join(PREDICTOR_NAMES)}, "
-            "PATH, mope:PATH, single:PATH"
+            "PATH, mope:PATH, single:PATH, mope-only:PATH"
         )
     if path not in cache:
         cache[path] = load_artifact(path)
-    return ArtifactPredictor(cache[path], kind)
+    if kind == "mope":
+        mope = ArtifactPredictor(cache[path], "mope")
+        return GuardedPredictor(mope, MovingAveragePredictor(), name=f"{mope.name}+moving-average")
+    return ArtifactPredictor(cache[path], "mope" if kind == "mope-only" else kind)

@@ -1,0 +1,57 @@
+"""A learned predictor guarded by a simple one: predict with whichever has been more accurate lately.
+
+MoPE can be worse than VTC's moving average when traffic shifts away from what it was trained on
+(a new tenant mix, new prompts). Both predict every request; when a request finishes, each one's
+absolute error updates its exponential average (`ema`), and the next prediction comes from the one
+with the lower average (the primary until `warmup` requests have finished). Deterministic: the
+choice depends only on the finished requests seen so far.
+"""
+
+from __future__ import annotations
+
+from equinox_cli.core.protocols import OutputPredictor
+from equinox_cli.core.types import Request
+
+
+class GuardedPredictor:
+    def __init__(
+        self,
+        primary: OutputPredictor,
+        fallback: OutputPredictor,
+        name: str = "guarded",
+        ema: float = 0.05,
+        warmup: int = 20,
+    ) -> None:
+        self.primary, self.fallback = primary, fallback
+        self.name = name
+        self._ema, self._warmup = ema, warmup
+        self.error = [0.0, 0.0]  # recent mean absolute error of primary, fallback
+        self.finished = 0
+        self._pending: dict[str, tuple[float, float]] = {}
+
+    def uses_primary(self) -> bool:
+        return self.finished < self._warmup or self.error[0] <= self.error[1]
+
+    def prepare(self, request: Request) -> None:
+        self.primary.prepare(request)
+        self.fallback.prepare(request)
+
+    def predict_output_tokens(self, request: Request) -> float:
+        guesses = (
+            self.primary.predict_output_tokens(request),
+            self.fallback.predict_output_tokens(request),
+        )
+        if len(self._pending) > 100_000:  # requests that never finished (aborted) must not pile up
+            self._pending.clear()
+        self._pending[request.request_id] = guesses
+        return guesses[0] if self.uses_primary() else guesses[1]
+
+    def observe(self, request: Request, output_tokens: int) -> None:
+        guesses = self._pending.pop(request.request_id, None)
+        if guesses is not None:
+            self.finished += 1
+            rate = max(self._ema, 1.0 / self.finished)  # a plain mean until 1/ema requests
+            for i, guess in enumerate(guesses):
+                self.error[i] += rate * (abs(guess - output_tokens) - self.error[i])
+        self.primary.observe(request, output_tokens)
+        self.fallback.observe(request, output_tokens)
