@@ -62,14 +62,14 @@ def replay(
     ] = None,
     param: Annotated[
         list[str] | None,
-        typer.Option("-P", "--param", help="Policy parameter key=value (main policy) or policy.key=value."),
+        typer.Option("-P", "--param", help=o.policy_param_help()),
     ] = None,
     engine_param: Annotated[
         list[str] | None,
         typer.Option(
             "-E",
             "--engine-param",
-            help="Simulator override key=value, e.g. max_num_seqs=128, chunked_prefill=false, admission=vtc.",
+            help=o.ENGINE_PARAM_HELP,
         ),
     ] = None,
     predictor: Annotated[

@@ -41,7 +41,7 @@ def collect(
         list[str] | None, typer.Option("-P", "--param", help="Policy parameter key=value.")
     ] = None,
     engine_param: Annotated[
-        list[str] | None, typer.Option("-E", "--engine-param", help="Simulator override key=value.")
+        list[str] | None, typer.Option("-E", "--engine-param", help=o.ENGINE_PARAM_HELP)
     ] = None,
     out: Annotated[
         Path | None, typer.Option("--out", help="Output folder (default: a new folder under traces/).")

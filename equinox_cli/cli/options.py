@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from equinox_cli.api import HttpOptions, VllmOptions
-from equinox_cli.workload.build import WorkloadSpec
+from equinox_cli.api import ENGINES, HttpOptions, VllmOptions
+from equinox_cli.engines.sim.engine import ENGINE_KEYS
+from equinox_cli.policies import PARAM_CLASSES
+from equinox_cli.workload.build import FORMATS, WorkloadSpec
 from equinox_cli.workload.limits import DEFAULT_MAX_TOKENS
 
 WorkloadArg = Annotated[
@@ -22,8 +25,7 @@ FormatOpt = Annotated[
     str | None,
     typer.Option(
         "--format",
-        help="Trace format (detected when omitted): canonical, sharegpt, lmsys, arena, burstgpt, azure, "
-        "mooncake, servegen.",
+        help=f"Trace format (detected when omitted): {', '.join(FORMATS)}.",
     ),
 ]
 TenantsOpt = Annotated[
@@ -70,8 +72,8 @@ EngineOpt = Annotated[
     str,
     typer.Option(
         "--engine",
-        help="sim (the built-in simulator), vllm (start a local vLLM server per policy) or "
-        "http://HOST:PORT (a live OpenAI-compatible server).",
+        help=f"One of {', '.join(ENGINES)}: the built-in simulator, a local vLLM server started per "
+        "policy, or a live OpenAI-compatible server.",
     ),
 ]
 ModelOpt = Annotated[str, typer.Option("--model", help="http engine: model name sent in each request.")]
@@ -163,3 +165,16 @@ def workload_spec(
 
 def vllm_options(model: Path | None, python: str, args: list[str] | None) -> VllmOptions:
     return VllmOptions(model=model, python=python, server_args=tuple(args) if args else ("--enforce-eager",))
+
+
+def policy_param_help() -> str:
+    """-P help generated from the policy registry: every policy's keys."""
+    keys = "; ".join(
+        f"{name}: {', '.join(f.name for f in dataclasses.fields(cls))}"
+        for name, cls in PARAM_CLASSES.items()
+        if cls is not None
+    )
+    return f"Policy parameter key=value (main policy) or policy.key=value. Keys: {keys}."
+
+
+ENGINE_PARAM_HELP = f"Simulated engine override key=value; keys: {', '.join(ENGINE_KEYS)}."

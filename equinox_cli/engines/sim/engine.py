@@ -9,8 +9,9 @@ Time is data (the step-time model), never the wall clock. Each step, like vLLM v
   3. the step takes t = profile.step_time_s(...); a request whose prefill completes emits its first
      token at the end of the step; finished requests free their blocks.
 With `kv_gate` (an engine feature any policy can run with), a request is admitted only while the
-running batch's predicted final KV blocks fit the cache; the prediction comes from the engine's
-own predictor, never from the policy, so that orderings are compared in the same engine.
+running batch's predicted peak KV need over time fits the cache (core/kv_budget.py, `gate_rule`);
+the prediction comes from the engine's own predictor, never from the policy, so that orderings are
+compared in the same engine.
 Admission mode "vtc" mimics VTC's engine instead: memory reserved for prompt + max_tokens, new
 requests admitted only every `admit_every_steps` decode steps, prefill capped per round, no chunks.
 
