@@ -51,6 +51,7 @@ class EquinoxParams:
     tpot_slo_s: float = 0.2
     order: str = "sjf"  # within a client: sjf (shortest predicted first, aged) | fifo
     aging_tokens_per_s: float = 50.0
+    newcomer_first: bool = False  # lift to just below the next-served client's HF, not beside it
     ttft_target: str = "alone"  # alone: alone_slack × the request's own prefill | slo: ttft_slo_s
     alone_slack: float = 4.0
 
@@ -142,11 +143,13 @@ class EquinoxPolicy(CounterPolicy):
         """VTC's lift on the HF *service* (HF without the latency term): the client keeps its own
         latency term, so a client whose users waited goes ahead of one served equally."""
         shift = self.params.alpha * self.params.latency_tokens
-        service = self._counter[client] + shift * self._badness[client]
-        lift = self._counter[reference] + shift * self._badness[reference] - service
-        if lift > 0:
-            self._lifted[client] += lift
-            self._counter[client] += lift
+        own, ref = self._counter[client], self._counter[reference]
+        key = max(own, ref + shift * (self._badness[reference] - self._badness[client]))
+        if self.params.newcomer_first:  # at equal HF, the client that just became backlogged first
+            key = max(own, min(key, ref - 1e-9 * max(1.0, abs(ref))))
+        if key > own:
+            self._lifted[client] += key - own
+            self._counter[client] = key
 
     # --- charges --------------------------------------------------------------------------
     def _kappa(self) -> float | None:

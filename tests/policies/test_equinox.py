@@ -103,7 +103,9 @@ def test_counters_do_not_drift_under_misprediction_and_preemption() -> None:
 
 def test_latency_term_moves_a_client_by_at_most_alpha_lambda() -> None:
     policy = make_policy(
-        "equinox", {"alpha": "0.5", "latency_tokens": "1000", "latency_ema": "1"}, _Constant(0)
+        "equinox",
+        {"alpha": "0.5", "latency_tokens": "1000", "latency_ema": "1", "ttft_target": "slo"},
+        _Constant(0),
     )
     policy.on_arrival(make_request("a1", "a", 0.0, prompt=100), 0.0)
     policy.pick_next(1e6)  # waited a million seconds: excess → 1 (never beyond)
@@ -117,7 +119,7 @@ def test_latency_term_moves_a_client_by_at_most_alpha_lambda() -> None:
 def test_measured_ttft_and_tpot_feed_the_latency_term_at_finish() -> None:
     policy = make_policy(
         "equinox",
-        {"latency_ema": "1", "ttft_slo_s": "1", "tpot_slo_s": "0.1"},
+        {"latency_ema": "1", "ttft_target": "slo", "ttft_slo_s": "1", "tpot_slo_s": "0.1"},
         _Constant(10),
     )
     request = make_request("a1", "a", 0.0, prompt=10, max_tokens=100)
@@ -177,3 +179,38 @@ def test_resource_counter_charges_the_gpu_time_a_client_costs() -> None:
     assert (requests["status"] == "finished").all()
     rfc = policy.resource_counters()  # type: ignore[attr-defined]
     assert rfc["long"] > 2 * rfc["short"] > 0
+
+
+def test_alone_target_scales_with_the_requests_own_prefill() -> None:
+    """Same wait, longer prompt: a smaller latency excess (its own prefill takes longer alone)."""
+    excess = {}
+    for prompt in (10, 4000):
+        policy = make_policy("equinox", {"latency_ema": "1"}, _Constant(0))
+        policy.on_arrival(make_request("a1", "a", 0.0, prompt=prompt), 0.0)
+        policy.pick_next(2.0)
+        excess[prompt] = policy.latency_badness()["a"]  # type: ignore[attr-defined]
+        target = 4.0 * policy.gpu.prefill_s(prompt)  # type: ignore[attr-defined]
+        assert excess[prompt] == pytest.approx(latency_excess(2.0 + target / 4.0, target))
+    assert excess[10] > excess[4000] > 0
+
+
+def test_a_flooders_wait_behind_its_own_requests_is_not_counted() -> None:
+    """Ten requests at t=0 admitted one per second: each waited only since the previous admission."""
+    policy = make_policy(
+        "equinox", {"latency_ema": "1", "ttft_target": "slo", "ttft_slo_s": "2"}, _Constant(0)
+    )
+    for i in range(10):
+        policy.on_arrival(make_request(f"r{i}", "a", 0.0, prompt=10), 0.0)
+    for second in range(10):
+        policy.pick_next(float(second))
+    assert policy.latency_badness()["a"] == 0.0  # type: ignore[attr-defined]
+
+
+def test_newcomer_first_puts_a_newly_backlogged_client_ahead_at_equal_service() -> None:
+    policy = make_policy("equinox", {"newcomer_first": "true", "latency_tokens": "0"}, _Constant(0))
+    for i in range(3):
+        policy.on_arrival(make_request(f"a{i}", "a", 0.0, prompt=100), 0.0)
+    policy.pick_next(0.0)  # a's HF: 100
+    policy.on_arrival(make_request("b0", "b", 0.1, prompt=100), 0.1)
+    assert policy.counters()["b"] == pytest.approx(100.0) and policy.counters()["b"] < 100.0
+    assert policy.pick_next(0.1).client_id == "b"  # type: ignore[union-attr]
