@@ -104,6 +104,7 @@ class EquinoxPolicy(CounterPolicy):
         self._charges: dict[str, _Charge] = {}
         self._tokens_served = 0.0
         self._last_admit_s: dict[str, float] = {}
+        self._observations: dict[str, int] = {}
 
     @property
     def beta(self) -> float:
@@ -183,9 +184,13 @@ class EquinoxPolicy(CounterPolicy):
         return p.alone_slack * self.gpu.prefill_s(request.prompt_tokens)
 
     def _observe_latency(self, client: str, excess: float) -> None:
-        """Move b_c towards `excess`; HF moves by −α·Λ·Δb (bounded: b stays in [0, 1))."""
+        """Move b_c towards `excess`; HF moves by −α·Λ·Δb (bounded: b stays in [0, 1)). A plain
+        mean over the first 1/latency_ema observations, so that a client seen rarely is not held
+        near the starting 0 while a busy one has converged."""
         old = self._badness[client]
-        new = old + self.params.latency_ema * (excess - old)
+        seen = self._observations.get(client, 0) + 1
+        self._observations[client] = seen
+        new = old + max(self.params.latency_ema, 1.0 / seen) * (excess - old)
         self._badness[client] = new
         self._add(client, -self.params.alpha * self.params.latency_tokens * (new - old))
 

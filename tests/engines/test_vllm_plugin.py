@@ -234,3 +234,22 @@ def test_the_kv_gate_admits_against_predicted_need_under_any_policy(model: Path,
         counts[label] = _preemptions(scheduler, 24, 40, 40)
     assert counts["vllm"][0] > 0 and counts["equinox"][0] > 0
     assert counts["equinox+gate"][0] == counts["fcfs+gate"][0] == counts["vtc+gate"][0] == 0
+
+
+def test_the_policy_sees_each_finished_requests_first_token_time(model: Path, policy_env: Any) -> None:
+    """Equinox's latency term reads the measured TTFT and TPOT at finish: the plug-in must pass the
+    first token's time (on the queue's clock), with or without the engine log."""
+    policy_env("equinox")
+    scheduler = build_scheduler(EquinoxScheduler, model, SMALL)
+    seen: list[Any] = []
+    policy = scheduler.equinox_policy
+    original = policy.on_finish
+    policy.on_finish = lambda completion: (seen.append(completion), original(completion))  # type: ignore[method-assign]
+    heavy, _ = _light_and_heavy()
+    for request in heavy[:6]:
+        scheduler.add_request(request)
+    _admission_order(scheduler, [], after_steps=-1)
+    assert len(seen) == 6
+    for completion in seen:
+        assert completion.status == "finished" and completion.output_tokens == OUTPUT
+        assert completion.request.arrival_s <= completion.first_token_s < completion.now_s

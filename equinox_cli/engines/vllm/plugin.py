@@ -89,6 +89,7 @@ class EquinoxScheduler(Scheduler):
             self.waiting.admit_gate = self._eq_admit_gate
             self.waiting.on_pop = self._eq_on_pop
         self._eq_final: dict[str, int] = {}  # output tokens of requests freed in this update
+        self._eq_first_token_s: dict[str, float] = {}  # on the queue's clock (time.monotonic)
 
     # --- vLLM hooks -------------------------------------------------------------------------
     def add_request(self, request: Any) -> None:
@@ -159,9 +160,11 @@ class EquinoxScheduler(Scheduler):
         self._eq_final[rid] = int(request.num_output_tokens)  # its last step is charged after this
         status = "finished" if request.status != RequestStatus.FINISHED_ABORTED else "aborted"
         now = time.monotonic()
+        output = int(request.num_output_tokens)
+        first_token_s = self._eq_first_token_s.pop(rid, now if output > 0 else None)
         if eq is not None:
             self.equinox_policy.on_finish(
-                Completion(eq, status, int(request.num_output_tokens), now, None, None, 0)  # type: ignore[arg-type]
+                Completion(eq, status, output, now, first_token_s, None, int(request.num_preemptions))  # type: ignore[arg-type]
             )
             if self._eq_gate is not None and status == "finished":
                 self._eq_gate.observe(eq, int(request.num_output_tokens))
@@ -204,6 +207,10 @@ class EquinoxScheduler(Scheduler):
             record(step.start_s, end_s)
         util = self._eq_sampler.sample()
         generated = self._eq_generated(step.scheduled)
+        first = self._eq_first_token_s
+        for rid, n in generated.items():
+            if n > 0 and rid not in first and rid in self.requests:
+                first[rid] = end_s  # the policy's latency term reads it at finish
         progress = step_progress(
             step.scheduled,
             step.computed_before,
