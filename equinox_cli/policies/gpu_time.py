@@ -29,9 +29,9 @@ PRIOR = (0.0155, 4.4e-5, 1.0e-5, 2.7e-7)
 
 class GpuTimeModel:
     def __init__(self, refit_steps: int = 128, forget: float = 0.999) -> None:
-        self.coef = np.array(PRIOR, dtype=float)  # c0, c_p, c_d, c_kv
-        self._xtx = np.zeros((4, 4))
-        self._xty = np.zeros(4)
+        self._coef: tuple[float, float, float, float] = PRIOR  # c0, c_p, c_d, c_kv (plain floats)
+        self._xtx = [[0.0] * 4 for _ in range(4)]
+        self._xty = [0.0] * 4
         self._steps = 0
         self._refit_steps = refit_steps
         self._forget = forget
@@ -39,10 +39,14 @@ class GpuTimeModel:
         self.units = 0.0  # Σ cost units over the run
         self._price_s: float | None = None  # recent busy seconds per unit (EMA)
 
+    @property
+    def coef(self) -> np.ndarray:
+        return np.array(self._coef)
+
     # --- per step -----------------------------------------------------------------------
     def client_units(self, prefill: int, decode_seqs: int, context: int) -> float:
-        _, c_p, c_d, c_kv = self.coef
-        return float(c_p * prefill + c_d * decode_seqs + c_kv * (context + prefill))
+        _, c_p, c_d, c_kv = self._coef
+        return c_p * prefill + c_d * decode_seqs + c_kv * (context + prefill)
 
     def observe(self, progress: Progress, total_units: float) -> None:
         """Learn from one step: its (P, n, C, t) row and its price per unit."""
@@ -51,9 +55,16 @@ class GpuTimeModel:
             p += s.prefill_tokens
             n += s.decode_tokens
             c += s.context_tokens
-        x = np.array([1.0, p, n, c + p])
-        self._xtx = self._forget * self._xtx + np.outer(x, x)
-        self._xty = self._forget * self._xty + x * progress.step_time_s
+        # normal equations with forgetting, in plain floats (numpy per step costs more than the
+        # 20 multiply-adds it would save); solved every refit_steps steps
+        x = (1.0, float(p), float(n), float(c + p))
+        f, t = self._forget, progress.step_time_s
+        xtx, xty = self._xtx, self._xty
+        for i in range(4):
+            xty[i] = f * xty[i] + x[i] * t
+            row = xtx[i]
+            for j in range(4):
+                row[j] = f * row[j] + x[i] * x[j]
         self._steps += 1
         if self._steps % self._refit_steps == 0:
             self._refit()
@@ -66,22 +77,23 @@ class GpuTimeModel:
 
     def _refit(self) -> None:
         keep = [0, 1, 2, 3]
-        scale = np.sqrt(np.maximum(np.diag(self._xtx), 1e-30))
+        xtx, xty = np.array(self._xtx), np.array(self._xty)
+        scale = np.sqrt(np.maximum(np.diag(xtx), 1e-30))
         while keep:
-            a = self._xtx[np.ix_(keep, keep)] / np.outer(scale[keep], scale[keep])
-            b = self._xty[keep] / scale[keep]
+            a = xtx[np.ix_(keep, keep)] / np.outer(scale[keep], scale[keep])
+            b = xty[keep] / scale[keep]
             sol = np.linalg.lstsq(a, b, rcond=None)[0] / scale[keep]
             if (sol >= 0).all():
                 coef = np.zeros(4)
                 coef[keep] = sol
                 if coef[1:].sum() > 0:  # a fit without any marginal cost would price nothing
-                    self.coef = coef
+                    self._coef = (float(coef[0]), float(coef[1]), float(coef[2]), float(coef[3]))
                 return
             keep = [k for k, v in zip(keep, sol, strict=True) if v >= 0]
 
     # --- per request --------------------------------------------------------------------
     def request_units(self, prompt_tokens: float, output_tokens: float) -> float:
-        _, c_p, c_d, c_kv = self.coef
+        _, c_p, c_d, c_kv = self._coef
         q = max(0.0, output_tokens - 1.0)
         prefill = (c_p + c_kv) * prompt_tokens
         decode = q * c_d + c_kv * (q * prompt_tokens + q * (q + 1.0) / 2.0)
@@ -89,7 +101,7 @@ class GpuTimeModel:
 
     def prefill_s(self, prompt_tokens: float) -> float:
         """Predicted seconds of the request's prefill alone on the engine (one step's overhead in)."""
-        c0, c_p, _, c_kv = self.coef
+        c0, c_p, _, c_kv = self._coef
         return float(c0 + (c_p + c_kv) * prompt_tokens)
 
     def price_s(self) -> float:
