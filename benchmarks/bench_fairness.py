@@ -53,7 +53,7 @@ POLICIES = ("equinox", "vtc", "fcfs")
 # the ablation (issue 9 item 6): Equinox with one component switched off at a time
 ABLATION = {
     "equinox": {},
-    "no-latency": {"latency_tokens": "0"},
+    "with-latency": {"latency_tokens": "128"},  # off by default (tuning split); this turns it on
     "with-gpu-rfc": {"alpha": "0.9"},  # the default has beta = 0 (tuning split); this turns RFC on
     "fifo-within": {"order": "fifo"},
     "no-predictions": {},  # with a predictor that knows nothing (0 output tokens)

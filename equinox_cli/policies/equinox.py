@@ -41,18 +41,19 @@ ORDERS = ("sjf", "fifo")
 @dataclass(frozen=True, slots=True)
 class EquinoxParams:
     # defaults chosen on the tuning split (bench_fairness seeds 0-1, docs/equinox.md): any beta > 0
-    # raised the token service difference past 1.1x VTC's on more workloads, so RFC is off by default
+    # raised the token service difference past 1.1x VTC's on more workloads, and no latency term
+    # beat latency_tokens=0 on latency fairness there, so both are off by default (-P turns them on)
     alpha: float = 1.0  # weight of the user counter; beta = 1 - alpha weighs the resource counter
     w_p: float = 1.0
     w_q: float = 2.0
-    latency_tokens: float = 512.0  # Λ: the most the latency term moves a client, in weighted tokens
+    latency_tokens: float = 0.0  # Λ: the most the latency term moves a client, in weighted tokens
     latency_ema: float = 0.2  # weight of each new latency observation in b_c
     ttft_slo_s: float = 2.0
     tpot_slo_s: float = 0.2
     order: str = "sjf"  # within a client: sjf (shortest predicted first, aged) | fifo
     aging_tokens_per_s: float = 50.0
     newcomer_first: bool = False  # lift to just below the next-served client's HF, not beside it
-    ttft_target: str = "alone"  # alone: alone_slack × the request's own prefill | slo: ttft_slo_s
+    ttft_target: str = "slo"  # slo: ttft_slo_s | alone: alone_slack × the request's own prefill
     alone_slack: float = 4.0
 
     def validate(self) -> str | None:
