@@ -185,7 +185,7 @@ def test_alone_target_scales_with_the_requests_own_prefill() -> None:
     """Same wait, longer prompt: a smaller latency excess (its own prefill takes longer alone)."""
     excess = {}
     for prompt in (10, 4000):
-        policy = make_policy("equinox", {"latency_ema": "1"}, _Constant(0))
+        policy = make_policy("equinox", {"latency_ema": "1", "ttft_target": "alone"}, _Constant(0))
         policy.on_arrival(make_request("a1", "a", 0.0, prompt=prompt), 0.0)
         policy.pick_next(2.0)
         excess[prompt] = policy.latency_badness()["a"]  # type: ignore[attr-defined]
