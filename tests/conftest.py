@@ -42,6 +42,24 @@ def make_workload(
     return Workload("test", items)
 
 
+class ConstantPredictor:
+    """A deliberately wrong predictor (misprediction tests): the same guess for every request."""
+
+    name = "constant"
+
+    def __init__(self, tokens: float) -> None:
+        self.tokens = tokens
+
+    def prepare(self, request: Request) -> None:
+        return None
+
+    def predict_output_tokens(self, request: Request) -> float:
+        return self.tokens
+
+    def observe(self, request: Request, output_tokens: int) -> None:
+        return None
+
+
 @pytest.fixture
 def shared_traces() -> Path:
     if not SHARED_TRACES.is_dir():

@@ -14,7 +14,7 @@ from equinox_cli.engines.sim.profiles import PROFILES, get_profile
 from equinox_cli.policies import make_policy
 from equinox_cli.predict.baselines import MovingAveragePredictor
 from equinox_cli.workload.build import WorkloadSpec, build_workload
-from tests.conftest import make_workload
+from tests.conftest import ConstantPredictor, make_workload
 
 
 def _run(workload, policy: str, profile, **params: str):
@@ -137,24 +137,6 @@ def test_request_larger_than_kv_is_aborted_not_hung() -> None:
     assert requests.set_index("client_id")["status"].to_dict() == {"a": "finished", "b": "aborted"}
 
 
-class _Constant:
-    """A deliberately wrong predictor (for misprediction tests)."""
-
-    name = "constant"
-
-    def __init__(self, tokens: float) -> None:
-        self.tokens = tokens
-
-    def prepare(self, request) -> None:  # type: ignore[no-untyped-def]
-        return None
-
-    def predict_output_tokens(self, request) -> float:  # type: ignore[no-untyped-def]
-        return self.tokens
-
-    def observe(self, request, output_tokens: int) -> None:  # type: ignore[no-untyped-def]
-        return None
-
-
 def _burst(n: int = 60, prompt: int = 100, output: int = 800):
     return make_workload([(f"c{i % 2}", 0.0, prompt, output) for i in range(n)])
 
@@ -192,7 +174,7 @@ def test_the_kv_gate_needs_a_predictor_and_vllm_admission() -> None:
 
 def test_under_prediction_recovers_by_preemption_without_losing_requests() -> None:
     workload = _burst()
-    _, requests, steps = _gated_run(workload, _Constant(1.0))
+    _, requests, steps = _gated_run(workload, ConstantPredictor(1.0))
     assert steps["preempted"].sum() > 0
     assert (requests["status"] == "finished").all()
     truth = {it.request.request_id: it.output_tokens for it in workload.items}

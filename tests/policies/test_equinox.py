@@ -17,23 +17,7 @@ from equinox_cli.policies import make_policy
 from equinox_cli.policies.equinox import latency_excess
 from equinox_cli.policies.gpu_time import GpuTimeModel
 from equinox_cli.predict.baselines import MovingAveragePredictor
-from tests.conftest import make_request, make_workload
-
-
-class _Constant:
-    """A deliberately wrong predictor: the same guess for every request."""
-
-    def __init__(self, tokens: float) -> None:
-        self.tokens = tokens
-
-    def prepare(self, request) -> None:  # type: ignore[no-untyped-def]
-        return None
-
-    def predict_output_tokens(self, request) -> float:  # type: ignore[no-untyped-def]
-        return self.tokens
-
-    def observe(self, request, output_tokens: int) -> None:  # type: ignore[no-untyped-def]
-        return None
+from tests.conftest import ConstantPredictor, make_request, make_workload
 
 
 def _run(workload, name: str, profile, predictor=None, **params: str):  # type: ignore[no-untyped-def]
@@ -72,7 +56,7 @@ def test_service_difference_bound_holds_with_latency_term_and_mispredictions(
     rows = [("a", i * 0.001, prompt_a, out_a) for i in range(150)]
     rows += [("b", i * 0.001, prompt_b, out_b) for i in range(150)]
     params = {"alpha": "1", "latency_tokens": str(latency_tokens), "ttft_slo_s": "0.05"}
-    policy = make_policy("equinox", params, _Constant(guess))
+    policy = make_policy("equinox", params, ConstantPredictor(guess))
     hf, badness = policy.counters(), policy.latency_badness()  # type: ignore[attr-defined]
     # the engine samples what counters() returns: here the HF service, latency term added back
     policy.counters = lambda: {c: hf[c] + latency_tokens * badness[c] for c in hf}  # type: ignore[method-assign]
@@ -94,7 +78,9 @@ def test_counters_do_not_drift_under_misprediction_and_preemption() -> None:
     vtc_policy, _, _ = _run(workload, "vtc", tight)
     rfc = []
     for guess in (5.0, 5000.0):
-        policy, requests, _ = _run(workload, "equinox", tight, _Constant(guess), alpha="1", order="fifo")
+        policy, requests, _ = _run(
+            workload, "equinox", tight, ConstantPredictor(guess), alpha="1", order="fifo"
+        )
         assert requests["preemptions"].sum() > 0
         assert policy.user_counters()["a"] == pytest.approx(vtc_policy.counters()["a"], rel=1e-12)  # type: ignore[attr-defined]
         rfc.append(policy.resource_counters()["a"])  # type: ignore[attr-defined]
@@ -105,7 +91,7 @@ def test_latency_term_moves_a_client_by_at_most_alpha_lambda() -> None:
     policy = make_policy(
         "equinox",
         {"alpha": "0.5", "latency_tokens": "1000", "latency_ema": "1", "ttft_target": "slo"},
-        _Constant(0),
+        ConstantPredictor(0),
     )
     policy.on_arrival(make_request("a1", "a", 0.0, prompt=100), 0.0)
     policy.pick_next(1e6)  # waited a million seconds: excess → 1 (never beyond)
@@ -120,7 +106,7 @@ def test_measured_ttft_and_tpot_feed_the_latency_term_at_finish() -> None:
     policy = make_policy(
         "equinox",
         {"latency_ema": "1", "ttft_target": "slo", "ttft_slo_s": "1", "tpot_slo_s": "0.1"},
-        _Constant(10),
+        ConstantPredictor(10),
     )
     request = make_request("a1", "a", 0.0, prompt=10, max_tokens=100)
     policy.on_arrival(request, 0.0)
@@ -132,21 +118,21 @@ def test_measured_ttft_and_tpot_feed_the_latency_term_at_finish() -> None:
 
 def test_shortest_predicted_first_within_a_client_with_aging() -> None:
     def order(aging: str) -> list[str]:
-        policy = make_policy("equinox", {"aging_tokens_per_s": aging}, _Constant(0))
+        policy = make_policy("equinox", {"aging_tokens_per_s": aging}, ConstantPredictor(0))
         policy.on_arrival(make_request("long", "a", 0.0, prompt=1000), 0.0)
         policy.on_arrival(make_request("short", "a", 1.0, prompt=10), 1.0)
         return [policy.pick_next(2.0).request_id for _ in range(2)]  # type: ignore[union-attr]
 
     assert order("50") == ["short", "long"]  # 10 + 50·1 < 1000 + 0
     assert order("5000") == ["long", "short"]  # aged: 1000 < 10 + 5000·1
-    fifo = make_policy("equinox", {"order": "fifo"}, _Constant(0))
+    fifo = make_policy("equinox", {"order": "fifo"}, ConstantPredictor(0))
     fifo.on_arrival(make_request("long", "a", 0.0, prompt=1000), 0.0)
     fifo.on_arrival(make_request("short", "a", 1.0, prompt=10), 1.0)
     assert fifo.pick_next(2.0).request_id == "long"  # type: ignore[union-attr]
 
 
 def test_a_requeued_request_goes_back_to_the_front_of_its_client() -> None:
-    policy = make_policy("equinox", {}, _Constant(0))
+    policy = make_policy("equinox", {}, ConstantPredictor(0))
     for rid, prompt in (("big", 900), ("small", 5)):
         policy.on_arrival(make_request(rid, "a", 0.0, prompt=prompt), 0.0)
     first = policy.pick_next(0.0)
@@ -185,7 +171,7 @@ def test_alone_target_scales_with_the_requests_own_prefill() -> None:
     """Same wait, longer prompt: a smaller latency excess (its own prefill takes longer alone)."""
     excess = {}
     for prompt in (10, 4000):
-        policy = make_policy("equinox", {"latency_ema": "1", "ttft_target": "alone"}, _Constant(0))
+        policy = make_policy("equinox", {"latency_ema": "1", "ttft_target": "alone"}, ConstantPredictor(0))
         policy.on_arrival(make_request("a1", "a", 0.0, prompt=prompt), 0.0)
         policy.pick_next(2.0)
         excess[prompt] = policy.latency_badness()["a"]  # type: ignore[attr-defined]
@@ -197,7 +183,7 @@ def test_alone_target_scales_with_the_requests_own_prefill() -> None:
 def test_a_flooders_wait_behind_its_own_requests_is_not_counted() -> None:
     """Ten requests at t=0 admitted one per second: each waited only since the previous admission."""
     policy = make_policy(
-        "equinox", {"latency_ema": "1", "ttft_target": "slo", "ttft_slo_s": "2"}, _Constant(0)
+        "equinox", {"latency_ema": "1", "ttft_target": "slo", "ttft_slo_s": "2"}, ConstantPredictor(0)
     )
     for i in range(10):
         policy.on_arrival(make_request(f"r{i}", "a", 0.0, prompt=10), 0.0)
@@ -207,7 +193,7 @@ def test_a_flooders_wait_behind_its_own_requests_is_not_counted() -> None:
 
 
 def test_newcomer_first_puts_a_newly_backlogged_client_ahead_at_equal_service() -> None:
-    policy = make_policy("equinox", {"newcomer_first": "true", "latency_tokens": "0"}, _Constant(0))
+    policy = make_policy("equinox", {"newcomer_first": "true", "latency_tokens": "0"}, ConstantPredictor(0))
     for i in range(3):
         policy.on_arrival(make_request(f"a{i}", "a", 0.0, prompt=100), 0.0)
     policy.pick_next(0.0)  # a's HF: 100
