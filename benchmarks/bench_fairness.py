@@ -3,6 +3,8 @@
   python benchmarks/bench_fairness.py                  # 2 profiles, 8 workloads, 5 seeds (~4 min)
   python benchmarks/bench_fairness.py --quick          # a100 only, 2 seeds, shorter workloads
   python benchmarks/bench_fairness.py --engine kv_gate=true   # every policy with the engine's KV gate
+  python benchmarks/bench_fairness.py --ablation --first-seed 2   # Equinox's components, eval seeds
+  python benchmarks/bench_fairness.py --seeds 2 --variant a:alpha=0.9 --variant b:order=fifo  # tuning
 
 Every policy runs in the same simulated engine (`--engine` -E pairs apply to all): this measures
 the ordering's effect. Per workload and policy, the mean over seeds and its 95 % interval (t) of:
