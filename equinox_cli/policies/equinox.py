@@ -205,18 +205,18 @@ class EquinoxPolicy(CounterPolicy):
         super().requeue(request, now_s)
 
     def on_progress(self, progress: Progress) -> None:
-        units = {
-            c: self.gpu.client_units(s.prefill_tokens, s.decode_tokens, s.context_tokens)
-            for c, s in progress.by_client.items()
-        }
-        self.gpu.observe(progress, sum(units.values()))
         p, alpha = self.params, self.params.alpha
+        prefill = decode = context = 0
         for client, s in progress.by_client.items():
-            self._tokens_served += p.w_p * s.prefill_tokens + p.w_q * s.decode_tokens
+            prefill += s.prefill_tokens
+            context += s.context_tokens
             if s.decode_tokens:  # UFC: decode tokens as generated, like VTC
+                decode += s.decode_tokens
                 decoded = p.w_q * s.decode_tokens / self._weight[client]
                 self._ufc[client] += decoded
                 self._counter[client] += alpha * decoded
+        self._tokens_served += p.w_p * prefill + p.w_q * decode
+        self.gpu.observe(prefill, decode, context, progress.step_time_s, progress.gpu_util)
 
     def on_finish(self, completion: Completion) -> None:
         request, p = completion.request, self.params

@@ -21,8 +21,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from equinox_cli.core.types import Progress
-
 # relative prior (A100 / Llama-2-7B profile): until a few hundred steps were seen
 PRIOR = (0.0155, 4.4e-5, 1.0e-5, 2.7e-7)
 
@@ -48,27 +46,23 @@ class GpuTimeModel:
         _, c_p, c_d, c_kv = self._coef
         return c_p * prefill + c_d * decode_seqs + c_kv * (context + prefill)
 
-    def observe(self, progress: Progress, total_units: float) -> None:
-        """Learn from one step: its (P, n, C, t) row and its price per unit."""
-        p = n = c = 0
-        for s in progress.by_client.values():
-            p += s.prefill_tokens
-            n += s.decode_tokens
-            c += s.context_tokens
+    def observe(self, prefill: int, decode_seqs: int, context: int, step_s: float, util: float) -> None:
+        """Learn from one step's totals: its (P, n, C, t) row and its price per unit (the units of a
+        step are linear in its totals, so the per-client split is never needed here)."""
         # normal equations with forgetting, in plain floats (numpy per step costs more than the
-        # 20 multiply-adds it would save); solved every refit_steps steps
-        x = (1.0, float(p), float(n), float(c + p))
-        f, t = self._forget, progress.step_time_s
-        xtx, xty = self._xtx, self._xty
-        for i in range(4):
-            xty[i] = f * xty[i] + x[i] * t
+        # multiply-adds it would save); solved every refit_steps steps
+        x = (1.0, float(prefill), float(decode_seqs), float(context + prefill))
+        f, xtx, xty = self._forget, self._xtx, self._xty
+        for i, xi in enumerate(x):
+            xty[i] = f * xty[i] + xi * step_s
             row = xtx[i]
-            for j in range(4):
-                row[j] = f * row[j] + x[i] * x[j]
+            for j, xj in enumerate(x):
+                row[j] = f * row[j] + xi * xj
         self._steps += 1
         if self._steps % self._refit_steps == 0:
             self._refit()
-        busy = progress.step_time_s * progress.gpu_util
+        busy = step_s * util
+        total_units = self.client_units(prefill, decode_seqs, context)
         if total_units > 0 and busy > 0:
             self.busy_s += busy
             self.units += total_units

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from equinox_cli.core.types import ClientStepService, Completion, Progress
+from equinox_cli.core.types import Completion
 from equinox_cli.engines.sim.engine import SimEngine
 from equinox_cli.engines.sim.profiles import get_profile
 from equinox_cli.policies import make_policy
@@ -148,8 +148,7 @@ def test_gpu_time_model_learns_the_step_cost_and_prices_long_contexts_higher() -
     for _ in range(400):
         p, n, c = int(rng.integers(0, 2000)), int(rng.integers(1, 64)), int(rng.integers(0, 100_000))
         step_s = true @ [1.0, p, n, c + p]
-        by = {"x": ClientStepService(p, n, c)}
-        model.observe(Progress(0.0, step_s, 0.8, by), model.client_units(p, n, c))
+        model.observe(p, n, c, step_s, 0.8)
     assert np.allclose(model.coef, true, rtol=1e-6)
     assert model.request_units(4000, 100) > model.request_units(100, 100) > 0
 
