@@ -3,11 +3,12 @@
 The paper (arXiv 2508.16646) names the parts but its formulas are not public; this is our exact
 definition (docs/equinox.md has the bound and its proof sketch). Per client c, weight w_c:
 
-  UFC_c  weighted tokens its users received, VTC's unit: at admission (w_p·prompt +
-         w_q·predicted_output)/w_c, corrected at finish by w_q·(actual − predicted)/w_c.
-  L_c    its users' latency, b_c in [0, 1): an EMA over observations e = 1 − slo/max(slo, x) of
-         the predicted TTFT at admission (wait + predicted prefill) and the measured TTFT and TPOT at
-         finish (the worse of the two). Bounded, so it can never cancel service charges.
+  UFC_c  weighted tokens its users received, VTC's counter exactly: w_p·prompt/w_c at admission,
+         w_q/w_c per decode token as it is generated.
+  L_c    its users' latency, b_c in [0, 1): an EMA over observations e = 1 − target/max(target, x)
+         of the predicted TTFT at admission (the wait the other clients caused + predicted prefill)
+         and the measured TTFT and TPOT at finish (the worse of the two). Bounded, so it can never
+         cancel service charges.
   RFC_c  GPU seconds it cost (gpu_time.py): at admission the predicted units of prompt + predicted
          output × the current price (busy seconds per unit), corrected at finish to the actual
          units × the price over the request's lifetime; divided by w_c.
@@ -78,7 +79,6 @@ class EquinoxParams:
 class _Charge:
     """What one admitted request was charged, so that its finish (or requeue) can settle it."""
 
-    predicted_tokens: float
     gpu_mark: tuple[float, float]
     gpu_s: float  # RFC seconds charged at admission (before ÷ weight)
     rfc_hf: float  # its β·κ·gpu_s part of the HF charge (before ÷ weight)
@@ -112,7 +112,7 @@ class EquinoxPolicy(CounterPolicy):
         return 1.0 - self.params.alpha
 
     def user_counters(self) -> Mapping[str, float]:
-        """UFC per client: weighted tokens charged (predicted, then corrected)."""
+        """UFC per client: weighted tokens charged (VTC's counter, without lifts)."""
         return self._ufc
 
     def resource_counters(self) -> Mapping[str, float]:
@@ -159,18 +159,22 @@ class EquinoxPolicy(CounterPolicy):
         busy = self.gpu.busy_s
         return self._tokens_served / busy if busy > 0 and self._tokens_served > 0 else None
 
+    def _rfc_hf(self, gpu_s: float, tokens: float) -> float:
+        """β·κ·gpu_s, the RFC part of an HF charge; the request's tokens before any busy step."""
+        kappa = self._kappa()
+        return self.beta * (gpu_s * kappa if kappa is not None else tokens)
+
     def _admission_cost(self, request: Request, now_s: float) -> float:
         p, client, weight = self.params, request.client_id, request.weight
         predicted = self._predictor.predict_output_tokens(request)
         tokens = p.w_p * request.prompt_tokens
         gpu_s = self.gpu.request_units(request.prompt_tokens, predicted) * self.gpu.price_s()
-        kappa = self._kappa()
-        rfc_hf = self.beta * (gpu_s * kappa if kappa is not None else tokens + p.w_q * predicted)
+        rfc_hf = self._rfc_hf(gpu_s, tokens + p.w_q * predicted)
         # the wait the others caused: since arrival, or since this client's previous admission if
         # later (waiting behind the client's own earlier requests is not the others' doing)
         wait_start_s = max(request.arrival_s, self._last_admit_s.get(client, request.arrival_s))
         self._last_admit_s[client] = now_s
-        self._charges[request.request_id] = _Charge(predicted, self.gpu.mark(), gpu_s, rfc_hf, wait_start_s)
+        self._charges[request.request_id] = _Charge(self.gpu.mark(), gpu_s, rfc_hf, wait_start_s)
         self._ufc[client] += tokens / weight
         self._rfc[client] += gpu_s / weight
         predicted_ttft_s = now_s - wait_start_s + self.gpu.prefill_s(request.prompt_tokens)
@@ -227,10 +231,7 @@ class EquinoxPolicy(CounterPolicy):
             gpu_s = self.gpu.request_units(request.prompt_tokens, actual) * self.gpu.price_since_s(
                 charge.gpu_mark
             )
-            kappa = self._kappa()
-            rfc_hf = self.beta * (
-                gpu_s * kappa if kappa is not None else p.w_p * request.prompt_tokens + p.w_q * actual
-            )
+            rfc_hf = self._rfc_hf(gpu_s, p.w_p * request.prompt_tokens + p.w_q * actual)
             self._rfc[client] += (gpu_s - charge.gpu_s) / weight
             self._add(client, (rfc_hf - charge.rfc_hf) / weight)
         if completion.status == "finished" and charge is not None:
