@@ -18,6 +18,10 @@ class Request:
     max_tokens: int
     weight: float = 1.0
     prompt: str | None = None
+    # the prompt's leading blocks by content (Mooncake's hash_ids): equal ids, equal tokens. A real
+    # scheduler could hash the prompt; the simulator's prefix cache uses them (none: no sharing)
+    prefix_hashes: tuple[int, ...] = ()
+    prefix_block_tokens: int = 0  # tokens per prefix_hashes block (Mooncake: 512)
 
 
 @dataclass(frozen=True, slots=True)

@@ -106,7 +106,8 @@ def test_a_trace_without_max_tokens_gets_the_clients_cap(tmp_path: Path) -> None
     [
         {"admission": "vllm"},
         {"admission": "vllm", "kv_gate": "true", "kv_capacity_tokens": "40000"},  # the gate binds
-        {"admission": "vtc"},
+        {"admission": "slora"},
+        {"admission": "reserve-max"},
     ],
 )
 @pytest.mark.parametrize("policy", POLICY_NAMES)

@@ -112,7 +112,7 @@ def test_vtc_service_difference_bound(n_a, n_b, prompt_a, prompt_b, out_a, out_b
     assert gaps.max() <= bound
 
 
-def test_vtc_admission_mode_reserves_memory_no_preemption() -> None:
+def test_slora_admission_never_preempts_and_caps_prefill() -> None:
     workload, _ = build_workload(WorkloadSpec(source="overload", duration_s=60))
     _, steps = _run(workload, "vtc", get_profile("a10g-llama2-7b"))
     assert steps["preempted"].sum() == 0
@@ -169,7 +169,7 @@ def test_the_kv_gate_needs_a_predictor_and_vllm_admission() -> None:
     with pytest.raises(UserInputError, match="needs a predictor"):
         SimEngine(replace(get_profile("a100-llama2-7b"), kv_gate=True))
     with pytest.raises(UserInputError, match="admission=vllm"):
-        apply_engine_args(get_profile("a100-llama2-7b"), {"kv_gate": "true", "admission": "vtc"})
+        apply_engine_args(get_profile("a100-llama2-7b"), {"kv_gate": "true", "admission": "slora"})
 
 
 def test_under_prediction_recovers_by_preemption_without_losing_requests() -> None:

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 
 from equinox_cli.core.errors import unknown_name
 
+ADMISSION_RULES = ("vllm", "slora", "reserve-max")  # one module each in admission/
+
 
 @dataclass(frozen=True, slots=True)
 class Profile:
@@ -38,13 +40,18 @@ class Profile:
     max_num_seqs: int = 256
     max_num_batched_tokens: int = 8192
     chunked_prefill: bool = True
-    admission: str = "vllm"  # vllm | vtc
-    admit_every_steps: int = 10  # vtc admission only
-    prefill_cap_tokens: int = 3072  # vtc admission only
+    admission: str = "vllm"  # one of ADMISSION_RULES
+    admit_every_steps: int = 10  # slora: decode steps before admission is retried; reserve-max: cadence
+    prefill_cap_tokens: int = 3072  # slora and reserve-max: new prompt tokens per admission round
     # the engine's KV gate (vllm admission only): admit only while the running batch's predicted
     # final KV need fits the cache, predicted by the engine's own predictor (--predictor)
     kv_gate: bool = False
     gate_rule: str = "peak"  # peak: the batch's peak need over time (staggered finishes) | sum
+    prefix_caching: bool = True  # vllm admission, traces with prefix hashes (kv.py)
+    # measured step time / fitted step time, as quantiles (a calibrated profile has them): each
+    # simulated step is scaled by one drawn at random (seeded), so that queueing sees the scatter
+    step_residuals: tuple[float, ...] = ()
+    step_noise: bool = True  # use step_residuals when there are any
 
     def step_time_s(self, prefill_tokens: int, decode_seqs: int, context_tokens: int) -> float:
         return (
@@ -90,7 +97,7 @@ PROFILES: dict[str, Profile] = {
         max_num_seqs=1000,
         max_num_batched_tokens=3072,
         chunked_prefill=False,
-        admission="vtc",
+        admission="slora",
     ),
     "a100-llama2-7b": Profile(
         name="a100-llama2-7b",

@@ -1,0 +1,92 @@
+"""The simulator's output columns, filled as plain lists (one writer turns them to Parquet)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from equinox_cli.core.protocols import Policy
+from equinox_cli.engines.sim.batch import Seq
+
+REQUEST_COLUMNS = (
+    "request_id",
+    "client_id",
+    "weight",
+    "arrival_s",
+    "prompt_tokens",
+    "output_tokens",
+    "max_tokens",
+    "status",
+    "admitted_s",
+    "first_token_s",
+    "finish_s",
+    "preemptions",
+    "cached_tokens",  # prompt tokens found in the prefix cache at its (last) admission
+    "running_at_arrival",  # engine state when the request arrived (known before it runs)
+    "waiting_at_arrival",
+    "kv_used_frac_at_arrival",
+    "running_at_admit",  # engine state when it was first admitted (NaN if never)
+    "waiting_at_admit",
+    "kv_used_frac_at_admit",
+)
+STEP_COLUMNS = (
+    "step",
+    "start_s",
+    "step_time_s",
+    "prefill_tokens",
+    "decode_seqs",
+    "context_tokens",
+    "running",
+    "waiting",
+    "kv_used_blocks",
+    "kv_total_blocks",
+    "gpu_util",
+    "preempted",
+)
+COUNTER_COLUMNS = ("time_s", "client_id", "counter", "backlogged")
+
+
+@dataclass(slots=True)
+class Records:
+    requests: dict[str, list[object]] = field(default_factory=lambda: {k: [] for k in REQUEST_COLUMNS})
+    steps: dict[str, list[object]] = field(default_factory=lambda: {k: [] for k in STEP_COLUMNS})
+    counters: dict[str, list[object]] = field(default_factory=lambda: {k: [] for k in COUNTER_COLUMNS})
+    next_sample_s: float = 0.0
+
+    def request(self, seq: Seq, status: str, now_s: float) -> None:
+        r = seq.request
+        values = (
+            r.request_id,
+            r.client_id,
+            r.weight,
+            r.arrival_s,
+            r.prompt_tokens,
+            seq.item.output_tokens,
+            r.max_tokens,
+            status,
+            seq.admitted_s,
+            seq.first_token_s,
+            now_s,
+            seq.preemptions,
+            seq.cached_tokens,
+            *seq.at_arrival,
+            *seq.at_admit,
+        )
+        for key, value in zip(REQUEST_COLUMNS, values, strict=True):
+            self.requests[key].append(value)
+
+    def step(self, values: tuple[object, ...]) -> None:
+        for key, value in zip(STEP_COLUMNS, values, strict=True):
+            self.steps[key].append(value)
+
+    def sample_counters(self, policy: Policy, now_s: float, every_s: float) -> None:
+        """The policy's counters, at most once per `every_s` of simulated time."""
+        if now_s < self.next_sample_s:
+            return
+        cols = self.counters
+        for client, value in policy.counters().items():
+            cols["time_s"].append(now_s)
+            cols["client_id"].append(client)
+            cols["counter"].append(float(value))
+            cols["backlogged"].append(policy.is_backlogged(client))
+        self.next_sample_s = (math.floor(now_s / every_s) + 1) * every_s
