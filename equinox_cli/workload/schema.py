@@ -1,7 +1,9 @@
 """The canonical trace schema (DESIGN.md §4), validated on load.
 
 One row per request: request_id, client_id, arrival_s, prompt_tokens, output_tokens, plus optional
-prompt, weight, max_tokens. Every check names the file, the row (1-based, as a person counts data
+prompt, weight, max_tokens, and prefix_hashes with prefix_block_tokens (the prompt's leading blocks by
+content, space-separated ids as Mooncake's hash_ids: equal ids mean equal tokens; the simulator's
+prefix cache uses them). Every check names the file, the row (1-based, as a person counts data
 rows) and the field.
 """
 
@@ -18,7 +20,7 @@ from equinox_cli.core.types import Request, Workload, WorkloadItem
 from equinox_cli.workload.limits import MAX_ARRIVAL_S, MAX_TOKENS, WEIGHT_RANGE
 
 REQUIRED_COLUMNS = ("request_id", "client_id", "arrival_s", "prompt_tokens", "output_tokens")
-OPTIONAL_COLUMNS = ("prompt", "weight", "max_tokens")
+OPTIONAL_COLUMNS = ("prompt", "weight", "max_tokens", "prefix_hashes", "prefix_block_tokens")
 CANONICAL_COLUMNS = REQUIRED_COLUMNS + OPTIONAL_COLUMNS
 
 
@@ -133,6 +135,8 @@ def validate_frame(frame: pd.DataFrame, path: str, allow_extra: bool = False) ->
         if short.any():
             row = int(np.flatnonzero(short.to_numpy())[0])
             raise _bad(path, row + 1, "max_tokens", "smaller than output_tokens")
+    if "prefix_hashes" in frame.columns:
+        _check_prefix(frame, path)
     dup = frame["request_id"].duplicated()
     if dup.any():
         row = int(np.flatnonzero(dup.to_numpy())[0])
@@ -140,10 +144,35 @@ def validate_frame(frame: pd.DataFrame, path: str, allow_extra: bool = False) ->
     return frame.sort_values(["arrival_s", "request_id"], kind="stable").reset_index(drop=True)
 
 
+def parse_hashes(cell: object) -> tuple[int, ...]:
+    """A prefix_hashes cell (space-separated ids, or a list of ids) as ids; ValueError if bad."""
+    if cell is None or (isinstance(cell, float) and math.isnan(cell)):
+        return ()
+    parts = cell.split() if isinstance(cell, str) else list(cell)  # type: ignore[call-overload]
+    if len(parts) > MAX_TOKENS:
+        raise ValueError("too many ids")
+    ids = tuple(int(p) for p in parts if not isinstance(p, bool | float))
+    if len(ids) != len(parts) or any(not 0 <= i < 2**63 for i in ids):
+        raise ValueError("not a list of ids in [0, 2^63)")
+    return ids
+
+
+def _check_prefix(frame: pd.DataFrame, path: str) -> None:
+    for row, cell in enumerate(frame["prefix_hashes"], start=1):
+        try:
+            parse_hashes(cell)
+        except (ValueError, TypeError):
+            raise _bad(path, row, "prefix_hashes", f"not space-separated ids: {shown(cell)!r}") from None
+    if "prefix_block_tokens" not in frame.columns:
+        raise UserInputError(f"{path}: prefix_hashes needs a prefix_block_tokens column (tokens per id)")
+    check_numeric(frame, path, "prefix_block_tokens", integer=True, positive=True)
+
+
 def frame_to_workload(frame: pd.DataFrame, name: str, source: dict[str, object]) -> Workload:
     """Turn a validated canonical frame with max_tokens (build.cap_outputs) into a Workload."""
     has_prompt = "prompt" in frame.columns
     has_weight = "weight" in frame.columns
+    has_prefix = "prefix_hashes" in frame.columns
     items = []
     for row in frame.itertuples(index=False):
         output = int(row.output_tokens)
@@ -158,6 +187,8 @@ def frame_to_workload(frame: pd.DataFrame, name: str, source: dict[str, object])
             max_tokens=int(row.max_tokens),
             weight=float(row.weight) if has_weight else 1.0,
             prompt=prompt,
+            prefix_hashes=parse_hashes(row.prefix_hashes) if has_prefix else (),
+            prefix_block_tokens=int(row.prefix_block_tokens) if has_prefix else 0,
         )
         items.append(WorkloadItem(request=request, output_tokens=output))
     return Workload(name=name, items=tuple(items), source=source)
@@ -180,4 +211,7 @@ def workload_to_frame(workload: Workload | Sequence[WorkloadItem]) -> pd.DataFra
     prompts = [it.request.prompt for it in items]
     if any(p is not None for p in prompts):
         frame.insert(5, "prompt", prompts)
+    if any(it.request.prefix_hashes for it in items):
+        frame["prefix_hashes"] = [" ".join(map(str, it.request.prefix_hashes)) for it in items]
+        frame["prefix_block_tokens"] = [it.request.prefix_block_tokens for it in items]
     return frame

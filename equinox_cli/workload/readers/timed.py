@@ -103,6 +103,9 @@ def read_burstgpt(path: Path) -> RawTrace:
     return _finish(out, path, "burstgpt")
 
 
+MOONCAKE_BLOCK_TOKENS = 512  # each of Mooncake's hash_ids names a 512-token block of the prompt
+
+
 def read_mooncake(path: Path) -> RawTrace:
     rows = []
     for row, obj in iter_jsonl(path):
@@ -113,6 +116,8 @@ def read_mooncake(path: Path) -> RawTrace:
                 "prompt_tokens": int_field(obj, "input_length", path, row),
                 "output_tokens": int_field(obj, "output_length", path, row),
                 "prefix": str(hashes[0]) if isinstance(hashes, list) and hashes else "none",
+                "prefix_hashes": " ".join(map(str, hashes)) if isinstance(hashes, list) else "",
+                "prefix_block_tokens": MOONCAKE_BLOCK_TOKENS,
             }
         )
     if not rows:

@@ -1,0 +1,104 @@
+"""Each admission rule on hand-worked cases, and invariants every rule keeps."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from equinox_cli.engines.sim.engine import SimEngine
+from equinox_cli.engines.sim.profiles import ADMISSION_RULES, get_profile
+from equinox_cli.policies import make_policy
+from tests.conftest import make_workload
+
+# token-granular blocks, no chunking, S-LoRA's caps: the hand-worked numbers below are in tokens
+BASE = replace(
+    get_profile("a10g-llama2-7b"), block_size=1, max_num_seqs=100, prefill_cap_tokens=3000, admit_every_steps=10
+)
+
+
+def _run(rows, admission: str, capacity: int, policy: str = "fcfs", **engine):
+    profile = replace(BASE, admission=admission, kv_capacity_tokens=capacity, **engine)
+    result = SimEngine(profile).run(make_workload(rows), make_policy(policy, {}))
+    return pd.DataFrame(result.requests).set_index("request_id"), pd.DataFrame(result.steps)
+
+
+def test_slora_admits_uniform_lengths_in_waves() -> None:
+    """Prompt 100, output 100, cache 801: four fit (need 4·(101 + 99) = 800 < 801). With four
+    running after g decode steps the need with a fifth is 5·(99 − g) + 101 + 4·(100 + g) = 996 − g,
+    never below 801: nothing more is admitted until the whole wave has finished."""
+    requests, steps = _run([("c", 0.0, 100, 100)] * 12, "slora", 801)
+    waves = requests.sort_values("admitted_s").groupby("admitted_s")
+    assert [len(g) for _, g in waves] == [4, 4, 4]
+    ends = [g["finish_s"].max() for _, g in waves]
+    starts = [g["admitted_s"].min() for _, g in waves]
+    assert starts[1] >= ends[0] and starts[2] >= ends[1]
+    assert steps["preempted"].sum() == 0
+
+
+def test_slora_admits_more_than_reserve_max_when_finishes_are_staggered() -> None:
+    """A (100, max 600), B and C (100, max 100), cache 1000. Reserve-max: A 700 + B 200 = 900, C
+    (200 more) waits for B. S-LoRA: sorted (101, 599), (101, 99), (101, 99): need = max(700, 400,
+    600) = 700 < 1000, all three at once."""
+    rows = [("a", 0.0, 100, 600), ("b", 0.0, 100, 100), ("c", 0.0, 100, 100)]
+    slora, _ = _run(rows, "slora", 1000)
+    reserve, _ = _run(rows, "reserve-max", 1000)
+    assert (slora["admitted_s"] == 0.0).all()
+    assert reserve.loc[["r0", "r1"], "admitted_s"].tolist() == [0.0, 0.0]
+    assert reserve.loc["r2", "admitted_s"] >= reserve.loc["r1", "finish_s"]
+
+
+def test_slora_prefill_pauses_decoding_and_retries_after_ten_decode_steps() -> None:
+    """A long request decodes alone; B arrives during A's 15th decode step. S-LoRA retries
+    admission every step once 10 decode steps have passed since the last prefill, so B's prefill
+    is the very next step (a global every-10-steps cadence would wait for step 20)."""
+    profile = replace(BASE, admission="slora", kv_capacity_tokens=5000)
+    first = SimEngine(profile).run(make_workload([("a", 0.0, 50, 200)]), make_policy("fcfs", {}))
+    starts = first.steps["start_s"]
+    arrive = (starts[15] + starts[16]) / 2  # step 0 is A's prefill; step 15 is its 15th decode
+    requests, steps = _run([("a", 0.0, 50, 200), ("b", arrive, 50, 20)], "slora", 5000)
+    prefills = steps[steps["prefill_tokens"] > 0]
+    assert (prefills["decode_seqs"] == 0).all()  # decoding paused while prompts are computed
+    assert prefills["step"].tolist() == [0, 16]
+    assert requests.loc["r1", "admitted_s"] == pytest.approx(steps.loc[16, "start_s"])
+
+
+def test_slora_waits_ten_decode_steps_before_admitting_again() -> None:
+    rows = [("a", 0.0, 50, 200)] + [("b", 0.001 * i, 50, 20) for i in range(1, 30)]
+    _, steps = _run(rows, "slora", 800)  # a few fit at a time: admission rounds recur
+    prefill_steps = steps.index[steps["prefill_tokens"] > 0].tolist()
+    gaps = [b - a for a, b in zip(prefill_steps, prefill_steps[1:], strict=False)]
+    assert len(gaps) >= 3 and min(gaps) >= 11  # 10 decode steps between two prefill steps
+
+
+def test_vllm_preempts_the_most_recently_admitted_request_first() -> None:
+    """Three requests (100 + 150 tokens at most each) admitted in order outgrow a 600-token cache
+    as they decode; two of them fit at full size, so only the last admitted is preempted."""
+    rows = [("a", 0.0, 100, 150), ("b", 0.001, 100, 150), ("c", 0.002, 100, 150)]
+    requests, steps = _run(rows, "vllm", 600, chunked_prefill=True)
+    assert requests["preemptions"].tolist() == [0, 0, 1]
+    assert (requests["status"] == "finished").all()
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    admission=st.sampled_from(ADMISSION_RULES),
+    capacity=st.integers(300, 3000),
+    block=st.sampled_from([1, 4, 16]),
+    lengths=st.lists(st.tuples(st.integers(1, 250), st.integers(1, 250), st.floats(0, 5)), min_size=1, max_size=40),
+)
+def test_kv_never_over_capacity_and_every_request_accounted_for(admission, capacity, block, lengths) -> None:
+    rows = [(f"c{i % 3}", t, p, o) for i, (p, o, t) in enumerate(lengths)]
+    requests, steps = _run(rows, admission, capacity, policy="vtc", block_size=block)
+    assert len(requests) == len(rows)
+    assert set(requests["status"]) <= {"finished", "aborted"}
+    assert (steps["kv_used_blocks"] <= steps["kv_total_blocks"]).all()
+    done = requests[requests["status"] == "finished"]
+    # each token comes from a decode step or a prefill's end (a recompute's prefill emits one more)
+    decoded, wanted, preempted = steps["decode_seqs"].sum(), done["output_tokens"].sum(), steps["preempted"].sum()
+    assert decoded + len(done) <= wanted <= decoded + len(done) + preempted
+    if admission != "vllm":
+        assert steps["preempted"].sum() == 0  # both budget max_tokens: growth always fits
