@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import replace
 
 import pandas as pd
@@ -16,7 +17,11 @@ from tests.conftest import make_workload
 
 # token-granular blocks, no chunking, S-LoRA's caps: the hand-worked numbers below are in tokens
 BASE = replace(
-    get_profile("a10g-llama2-7b"), block_size=1, max_num_seqs=100, prefill_cap_tokens=3000, admit_every_steps=10
+    get_profile("a10g-llama2-7b"),
+    block_size=1,
+    max_num_seqs=100,
+    prefill_cap_tokens=3000,
+    admit_every_steps=10,
 )
 
 
@@ -70,7 +75,7 @@ def test_slora_waits_ten_decode_steps_before_admitting_again() -> None:
     rows = [("a", 0.0, 50, 200)] + [("b", 0.001 * i, 50, 20) for i in range(1, 30)]
     _, steps = _run(rows, "slora", 800)  # a few fit at a time: admission rounds recur
     prefill_steps = steps.index[steps["prefill_tokens"] > 0].tolist()
-    gaps = [b - a for a, b in zip(prefill_steps, prefill_steps[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(prefill_steps)]
     assert len(gaps) >= 3 and min(gaps) >= 11  # 10 decode steps between two prefill steps
 
 
@@ -78,7 +83,7 @@ def test_vllm_preempts_the_most_recently_admitted_request_first() -> None:
     """Three requests (100 + 150 tokens at most each) admitted in order outgrow a 600-token cache
     as they decode; two of them fit at full size, so only the last admitted is preempted."""
     rows = [("a", 0.0, 100, 150), ("b", 0.001, 100, 150), ("c", 0.002, 100, 150)]
-    requests, steps = _run(rows, "vllm", 600, chunked_prefill=True)
+    requests, _ = _run(rows, "vllm", 600, chunked_prefill=True)
     assert requests["preemptions"].tolist() == [0, 0, 1]
     assert (requests["status"] == "finished").all()
 
@@ -88,7 +93,9 @@ def test_vllm_preempts_the_most_recently_admitted_request_first() -> None:
     admission=st.sampled_from(ADMISSION_RULES),
     capacity=st.integers(300, 3000),
     block=st.sampled_from([1, 4, 16]),
-    lengths=st.lists(st.tuples(st.integers(1, 250), st.integers(1, 250), st.floats(0, 5)), min_size=1, max_size=40),
+    lengths=st.lists(
+        st.tuples(st.integers(1, 250), st.integers(1, 250), st.floats(0, 5)), min_size=1, max_size=40
+    ),
 )
 def test_kv_never_over_capacity_and_every_request_accounted_for(admission, capacity, block, lengths) -> None:
     rows = [(f"c{i % 3}", t, p, o) for i, (p, o, t) in enumerate(lengths)]
@@ -98,7 +105,11 @@ def test_kv_never_over_capacity_and_every_request_accounted_for(admission, capac
     assert (steps["kv_used_blocks"] <= steps["kv_total_blocks"]).all()
     done = requests[requests["status"] == "finished"]
     # each token comes from a decode step or a prefill's end (a recompute's prefill emits one more)
-    decoded, wanted, preempted = steps["decode_seqs"].sum(), done["output_tokens"].sum(), steps["preempted"].sum()
+    decoded, wanted, preempted = (
+        steps["decode_seqs"].sum(),
+        done["output_tokens"].sum(),
+        steps["preempted"].sum(),
+    )
     assert decoded + len(done) <= wanted <= decoded + len(done) + preempted
     if admission != "vllm":
         assert steps["preempted"].sum() == 0  # both budget max_tokens: growth always fits

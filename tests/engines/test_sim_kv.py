@@ -52,7 +52,9 @@ def _shared(rows: list[tuple[str, float, int, int, tuple[int, ...]]]) -> Workloa
     return Workload("prefix", tuple(items))
 
 
-def _run(workload: Workload, capacity: int = 100_000, caching: bool = True) -> tuple[pd.DataFrame, pd.DataFrame]:
+def _run(
+    workload: Workload, capacity: int = 100_000, caching: bool = True
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     profile = replace(get_profile("a100-llama2-7b"), kv_capacity_tokens=capacity, prefix_caching=caching)
     result = SimEngine(profile).run(workload, make_policy("fcfs", {}))
     return pd.DataFrame(result.requests).set_index("request_id"), pd.DataFrame(result.steps)
