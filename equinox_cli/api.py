@@ -27,7 +27,7 @@ from equinox_cli.engines.vllm.launcher import check_model_folder, tiny_model_pat
 from equinox_cli.engines.vllm.managed import ManagedServer, ManagedVllmEngine
 from equinox_cli.metrics.summary import MetricsConfig, RunTables, summarize
 from equinox_cli.policies import NEEDS_PREDICTOR, POLICY_NAMES, make_policy
-from equinox_cli.predict.artifact import Artifact, save_artifact, step_fit
+from equinox_cli.predict.artifact import Artifact, save_artifact, step_fit, step_residuals
 from equinox_cli.predict.baselines import MovingAveragePredictor
 from equinox_cli.predict.dataset import load_collected
 from equinox_cli.predict.evaluate import mae_ratio
@@ -135,6 +135,8 @@ def calibrated_profile(artifact: Path) -> Profile:
         c_p_s=max(0.0, fit["c_prefill_s"] - fit["c_kv_s"]),  # the profile's c_kv covers P too
         c_d_s=fit["c_decode_s"],
         c_kv_s=fit["c_kv_s"],
+        step_residuals=step_residuals(artifact),
+        sources=f"step-time model fitted by `equinox train-mope` on the step rows of {artifact}",
     )
 
 
@@ -193,6 +195,7 @@ def replay(config: ReplayConfig, observer: RunObserver | None = None) -> ReplayO
         config.http,
         managed,
         gate=lambda: make_predictor(config.predictor, workload, artifacts),
+        seed=config.workload.seed,
     )
     runs: dict[str, RunTables] = {}
     for name, policy in policies.items():
@@ -269,7 +272,9 @@ def collect(config: CollectConfig, observer: RunObserver | None = None) -> Colle
         config.traces_root, f"collected-{workload.name}", config.workload.seed
     )
     managed = _managed(config.engine, config.vllm, out_dir, "moving-average", routed, profile.kv_gate)
-    engine = make_engine(config.engine, profile, config.http, managed, gate=MovingAveragePredictor)
+    engine = make_engine(
+        config.engine, profile, config.http, managed, gate=MovingAveragePredictor, seed=config.workload.seed
+    )
     result = engine.run(workload, policy, observer)
     requests = collected_requests(pd.DataFrame(result.requests), workload)
     steps = collected_steps(pd.DataFrame(result.steps))
@@ -360,10 +365,12 @@ def make_engine(
     http: HttpOptions,
     managed: ManagedServer | None = None,
     gate: Callable[[], OutputPredictor] | None = None,
+    seed: int = 0,
 ) -> Engine:
-    """`gate` makes the simulator's KV-gate predictor (`-E kv_gate=true`), one per run."""
+    """`gate` makes the simulator's KV-gate predictor (`-E kv_gate=true`), one per run; `seed`
+    drives the simulator's step-time residuals."""
     if engine == "sim":
-        return SimEngine(profile, gate_predictor=gate)
+        return SimEngine(profile, gate_predictor=gate, seed=seed)
     keys: dict[str, str] = {}
     if http.api_keys is not None:
         keys = _read_api_keys(http.api_keys)

@@ -85,6 +85,7 @@ class Completion:
     first_token_s: float | None = None
     admitted_s: float | None = None
     preemptions: int = 0
+    cached_tokens: int = 0  # prompt tokens the engine found in its prefix cache (not computed)
 
 
 @dataclass(frozen=True, slots=True)

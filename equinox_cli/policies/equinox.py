@@ -228,9 +228,8 @@ class EquinoxPolicy(CounterPolicy):
         charge = self._charges.pop(request.request_id, None)
         if charge is not None:
             actual = completion.output_tokens
-            gpu_s = self.gpu.request_units(request.prompt_tokens, actual) * self.gpu.price_since_s(
-                charge.gpu_mark
-            )
+            computed = request.prompt_tokens - completion.cached_tokens  # a prefix-cache hit costs no compute
+            gpu_s = self.gpu.request_units(computed, actual) * self.gpu.price_since_s(charge.gpu_mark)
             rfc_hf = self._rfc_hf(gpu_s, p.w_p * request.prompt_tokens + p.w_q * actual)
             self._rfc[client] += (gpu_s - charge.gpu_s) / weight
             self._add(client, (rfc_hf - charge.rfc_hf) / weight)

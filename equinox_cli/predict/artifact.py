@@ -164,6 +164,16 @@ def step_fit(path: Path) -> dict[str, float]:
 
 
 STEP_KEYS = ("c0_s", "c_prefill_s", "c_decode_s", "c_kv_s")
+MAX_RESIDUAL_RATIO = 100.0
+
+
+def step_residuals(path: Path) -> tuple[float, ...]:
+    """The artifact's measured/fitted step-time ratios (quantiles); () when it has none."""
+    fit = read_manifest(path).get("step_model")
+    raw = fit.get("residual_ratios", []) if isinstance(fit, dict) else []
+    if not isinstance(raw, list) or len(raw) > 1000:
+        raise UserInputError(f"{path}: step_model.residual_ratios: not a list of up to 1,000 numbers")
+    return tuple(_number(v, "step_model.residual_ratios", path, 0.0, MAX_RESIDUAL_RATIO) for v in raw)
 
 
 def _number(value: object, field: str, path: Path, low: float = -math.inf, high: float = math.inf) -> float:

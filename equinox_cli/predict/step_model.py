@@ -11,6 +11,8 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import pandas as pd
 
+RESIDUAL_QUANTILES = 64
+
 
 @dataclass(frozen=True, slots=True)
 class StepFit:
@@ -21,8 +23,11 @@ class StepFit:
     rows: int
     mae_s: float
     r2: float
+    # measured / fitted step time at RESIDUAL_QUANTILES evenly spaced quantiles: the scatter the
+    # simulator replays (`step_residuals`), so that queueing is not underestimated
+    residual_ratios: tuple[float, ...] = ()
 
-    def to_dict(self) -> dict[str, float]:
+    def to_dict(self) -> dict[str, object]:
         return asdict(self)
 
     def predict(self, prefill: np.ndarray, decode: np.ndarray, context: np.ndarray) -> np.ndarray:
@@ -44,4 +49,14 @@ def fit_step_time(steps: pd.DataFrame) -> StepFit:
     ss_res = float(((t - pred) ** 2).sum())
     ss_tot = float(((t - t.mean()) ** 2).sum())
     r2 = 1.0 - ss_res / ss_tot if ss_tot > 0 else float("nan")
-    return StepFit(c0, cp, cd, ckv, rows=len(t), mae_s=float(np.abs(t - pred).mean()), r2=r2)
+    mae = float(np.abs(t - pred).mean())
+    return StepFit(c0, cp, cd, ckv, rows=len(t), mae_s=mae, r2=r2, residual_ratios=_ratios(t, pred))
+
+
+def _ratios(measured: np.ndarray, fitted: np.ndarray) -> tuple[float, ...]:
+    ok = fitted > 0
+    if ok.sum() < RESIDUAL_QUANTILES:
+        return ()
+    ratio = measured[ok] / fitted[ok]
+    levels = (np.arange(RESIDUAL_QUANTILES) + 0.5) / RESIDUAL_QUANTILES
+    return tuple(float(round(q, 4)) for q in np.quantile(ratio, levels))

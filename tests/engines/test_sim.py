@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import numpy as np
 import pandas as pd
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -231,3 +232,28 @@ def test_the_peak_need_gate_runs_more_at_once_than_the_sum_gate_without_preempti
         finish[rule] = float(pd.DataFrame(result.requests)["finish_s"].max())
     assert running["peak"] > 1.1 * running["sum"]  # measured 8.4 vs 7.2
     assert finish["peak"] < finish["sum"]
+
+
+def test_step_residuals_scatter_step_times_reproducibly_under_a_seed() -> None:
+    workload, _ = build_workload(WorkloadSpec(source="overload", duration_s=60))
+    base = get_profile("a100-llama2-7b")
+    noisy = replace(base, kv_capacity_tokens=20_000, step_residuals=(0.5, 0.8, 1.0, 1.2, 1.5))
+    plain = replace(noisy, step_noise=False)  # -E step_noise=false: the model's times exactly
+
+    def run(profile, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+        result = SimEngine(profile, seed=seed).run(workload, make_policy("vtc", {}))
+        return pd.DataFrame(result.requests), pd.DataFrame(result.steps)
+
+    (req_a, steps_a), (req_b, _), (req_c, _) = run(noisy, 1), run(noisy, 1), run(noisy, 2)
+    _, steps_plain = run(plain, 1)
+    pd.testing.assert_frame_equal(req_a, req_b)
+    assert not req_a["finish_s"].equals(req_c["finish_s"])
+    model = base.c0_s + base.c_p_s * steps_a["prefill_tokens"] + base.c_d_s * steps_a["decode_seqs"]
+    model += base.c_kv_s * (steps_a["context_tokens"] + steps_a["prefill_tokens"])
+    ratio = (steps_a["step_time_s"] / model).round(6)
+    assert set(ratio) <= {0.5, 0.8, 1.0, 1.2, 1.5} and len(set(ratio)) == 5
+    plain_model = (
+        base.c0_s + base.c_p_s * steps_plain["prefill_tokens"] + base.c_d_s * steps_plain["decode_seqs"]
+    )
+    plain_model += base.c_kv_s * (steps_plain["context_tokens"] + steps_plain["prefill_tokens"])
+    assert np.allclose(steps_plain["step_time_s"], plain_model)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from equinox_cli.core.errors import UserInputError
@@ -109,3 +110,27 @@ def test_step_time_fit_recovers_the_profile_and_calibrates_the_simulator(tmp_pat
     assert fit.c_decode_s == pytest.approx(truth.c_d_s, rel=1e-6)
     assert fit.c_prefill_s - fit.c_kv_s == pytest.approx(truth.c_p_s, rel=1e-4)
     assert fit.r2 > 0.999999
+
+
+def test_step_fit_keeps_the_scatter_of_measured_step_times_as_residual_quantiles() -> None:
+    from equinox_cli.predict.step_model import RESIDUAL_QUANTILES, fit_step_time
+
+    rng = np.random.default_rng(3)
+    n = 2000
+    prefill, decode = rng.integers(0, 2000, n), rng.integers(1, 64, n)
+    context = decode * rng.integers(100, 1000, n)
+    model = 0.01 + 1e-4 * prefill + 2e-4 * decode + 1e-6 * context
+    noise = rng.lognormal(0.0, 0.3, n)
+    steps = pd.DataFrame(
+        {
+            "prefill_tokens": prefill,
+            "decode_seqs": decode,
+            "context_tokens": context,
+            "step_time_s": model * noise,
+        }
+    )
+    ratios = np.array(fit_step_time(steps).residual_ratios)
+    assert len(ratios) == RESIDUAL_QUANTILES and (np.diff(ratios) >= 0).all()
+    # the ratios' spread is the noise's (fitted ≈ model · E[noise], so compare normalised)
+    spread = ratios[int(0.9 * len(ratios))] / ratios[int(0.1 * len(ratios))]
+    assert spread == pytest.approx(np.exp(0.3 * 2 * 1.2816), rel=0.1)

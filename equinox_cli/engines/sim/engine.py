@@ -201,7 +201,16 @@ class _Run:
         request = seq.request
         self.batch.seqs.pop(request.request_id, None)
         output = seq.generated if status == "finished" else 0
-        done = Completion(request, status, output, now_s, seq.first_token_s, seq.admitted_s, seq.preemptions)
+        done = Completion(
+            request,
+            status,
+            output,
+            now_s,
+            seq.first_token_s,
+            seq.admitted_s,
+            seq.preemptions,
+            seq.cached_tokens,
+        )
         if status != "aborted":
             self.policy.on_finish(done)
         if status == "finished" and self.gate is not None:
