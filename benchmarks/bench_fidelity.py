@@ -238,10 +238,8 @@ def record(
     (out / "engine.json").write_text(json.dumps(engine, indent=1) + "\n")
     (out / f"{held_out}.jsonl").write_text((data / "traces" / f"{held_out}.jsonl").read_text())
     real_rows = pd.read_parquet(data / held_out / policy / "requests.parquet")
-    keep = ["request_id", "client_id", "arrival_s", "prompt_tokens", "output_tokens", "status"]
-    real_rows[keep + ["admitted_s", "first_token_s", "finish_s"]].to_parquet(
-        out / f"{held_out}_{policy}_requests.parquet"
-    )
+    keep = ["request_id", "client_id", "arrival_s", "prompt_tokens", "output_tokens", "status", "admitted_s"]
+    real_rows[[*keep, "first_token_s", "finish_s"]].to_parquet(out / f"{held_out}_{policy}_requests.parquet")
 
 
 def main() -> None:
