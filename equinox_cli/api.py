@@ -11,6 +11,7 @@ import urllib.parse
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
@@ -19,12 +20,8 @@ from equinox_cli.core.checks import check_number
 from equinox_cli.core.errors import UserInputError
 from equinox_cli.core.protocols import Engine, OutputPredictor, Policy, RunObserver
 from equinox_cli.core.types import Workload
-from equinox_cli.engines.http.client import SPIN_S, HttpConfig
-from equinox_cli.engines.http.engine import HttpEngine, rate_report
 from equinox_cli.engines.sim.engine import SimEngine, apply_engine_args
 from equinox_cli.engines.sim.profiles import DEFAULT_PROFILE, Profile, get_profile
-from equinox_cli.engines.vllm.launcher import check_model_folder, tiny_model_path
-from equinox_cli.engines.vllm.managed import ManagedServer, ManagedVllmEngine
 from equinox_cli.metrics.summary import MetricsConfig, RunTables, summarize
 from equinox_cli.policies import NEEDS_PREDICTOR, POLICY_NAMES, make_policy
 from equinox_cli.predict.artifact import Artifact, save_artifact, step_fit, step_residuals
@@ -38,6 +35,9 @@ from equinox_cli.report.collect import collected_requests, collected_steps, writ
 from equinox_cli.report.parquet import write_report
 from equinox_cli.workload.build import WorkloadSpec, build_workload
 from equinox_cli.workload.schema import workload_to_frame
+
+if TYPE_CHECKING:  # the live engines import aiohttp (~0.1 s): only a live run loads them
+    from equinox_cli.engines.vllm.managed import ManagedServer
 
 ENGINES = ("sim", "vllm", "http://HOST:PORT")
 
@@ -371,6 +371,9 @@ def _managed(
     """For `--engine vllm`: the server recipe; its logs go beside the report (OUT.server-logs/)."""
     if engine != "vllm":
         return None
+    from equinox_cli.engines.vllm.launcher import check_model_folder, tiny_model_path
+    from equinox_cli.engines.vllm.managed import ManagedServer
+
     predictor_from_spec(predictor, None, {})  # the server would fail on it: oracle, a bad path
     model = options.model or tiny_model_path(options.python)
     check_model_folder(model)
@@ -399,6 +402,10 @@ def make_engine(
     drives the simulator's step-time residuals."""
     if engine == "sim":
         return SimEngine(profile, gate_predictor=gate, seed=seed)
+    from equinox_cli.engines.http.client import SPIN_S, HttpConfig
+    from equinox_cli.engines.http.engine import HttpEngine
+    from equinox_cli.engines.vllm.managed import ManagedVllmEngine
+
     keys: dict[str, str] = {}
     if http.api_keys is not None:
         keys = _read_api_keys(http.api_keys)
@@ -434,6 +441,8 @@ def _http_meta(engine: str, runs: Mapping[str, RunTables]) -> dict[str, object]:
     if len(runs) > 1:
         per_policy = {name: _http_meta(engine, {name: run}) for name, run in runs.items()}
         return {"runs": per_policy, "complete": all(m["complete"] for m in per_policy.values())}
+    from equinox_cli.engines.http.engine import rate_report
+
     (run,) = runs.values()
     requests = run.requests
     counts = requests["status"].value_counts().to_dict()

@@ -170,28 +170,33 @@ def _check_prefix(frame: pd.DataFrame, path: str) -> None:
 
 def frame_to_workload(frame: pd.DataFrame, name: str, source: dict[str, object]) -> Workload:
     """Turn a validated canonical frame with max_tokens (build.cap_outputs) into a Workload."""
-    has_prompt = "prompt" in frame.columns
-    has_weight = "weight" in frame.columns
-    has_prefix = "prefix_hashes" in frame.columns
-    items = []
-    for row in frame.itertuples(index=False):
-        output = int(row.output_tokens)
-        prompt = row.prompt if has_prompt else None
-        if isinstance(prompt, float) and math.isnan(prompt):
-            prompt = None
-        request = Request(
-            request_id=str(row.request_id),
-            client_id=str(row.client_id),
-            arrival_s=float(row.arrival_s),
-            prompt_tokens=int(row.prompt_tokens),
-            max_tokens=int(row.max_tokens),
-            weight=float(row.weight) if has_weight else 1.0,
-            prompt=prompt,
-            prefix_hashes=parse_hashes(row.prefix_hashes) if has_prefix else (),
-            prefix_block_tokens=int(row.prefix_block_tokens) if has_prefix else 0,
-        )
-        items.append(WorkloadItem(request=request, output_tokens=output))
-    return Workload(name=name, items=tuple(items), source=source)
+    n = len(frame)
+
+    def column(key: str, kind: type, default: object) -> list[object]:
+        if key not in frame.columns:
+            return [default] * n
+        return [kind(v) for v in frame[key].tolist()]  # plain Python values, one pass per column
+
+    prompts = frame["prompt"].tolist() if "prompt" in frame.columns else [None] * n
+    prompts = [None if isinstance(p, float) and math.isnan(p) else p for p in prompts]
+    hashes = (
+        [parse_hashes(h) for h in frame["prefix_hashes"]] if "prefix_hashes" in frame.columns else [()] * n
+    )
+    rows = zip(
+        column("request_id", str, ""),
+        column("client_id", str, ""),
+        column("arrival_s", float, 0.0),
+        column("prompt_tokens", int, 0),
+        column("max_tokens", int, 0),
+        column("weight", float, 1.0),
+        prompts,
+        hashes,
+        column("prefix_block_tokens", int, 0),
+        column("output_tokens", int, 0),
+        strict=True,
+    )
+    items = tuple(WorkloadItem(Request(*fields[:-1]), fields[-1]) for fields in rows)
+    return Workload(name=name, items=items, source=source)
 
 
 def workload_to_frame(workload: Workload | Sequence[WorkloadItem]) -> pd.DataFrame:

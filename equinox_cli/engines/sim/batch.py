@@ -48,6 +48,7 @@ class Batch:
         self.policy = policy
         self.seqs: dict[str, Seq] = {}  # every request that arrived and has not left
         self.running: dict[str, Seq] = {}  # admission order; the last one is preempted first
+        self.prefilling: dict[str, Seq] = {}  # the running ones whose prompt is not yet computed
         self.tick = 0
         self.resid = [0] * block_size  # decoders needing a new block at tick ≡ r (mod block)
         self.finish_heap: list[tuple[int, int, int, str]] = []
@@ -100,6 +101,7 @@ class Batch:
         """`seq` joins the running batch (its blocks are already allocated); `before` is state()
         taken when it was picked, before its blocks were allocated."""
         self.running[seq.request.request_id] = seq
+        self.prefilling[seq.request.request_id] = seq
         if seq.admitted_s is None:
             seq.admitted_s = now_s
             seq.at_admit = (before[0], before[1] + 1, before[2])  # waiting: itself included
@@ -127,6 +129,7 @@ class Batch:
         self.kv.give(self.own_blocks(seq))
         self.kv.release(seq.shared)
         del self.running[seq.request.request_id]
+        self.prefilling.pop(seq.request.request_id, None)
         if seq.decoding:
             seq.generated += self.tick - seq.base_tick
             self._stop_decoding(seq, kv=seq.target + self.tick - seq.base_tick)
@@ -140,6 +143,7 @@ class Batch:
 
     def prefill_done(self, seq: Seq) -> None:
         """Its prompt blocks are computed: full ones enter the prefix cache."""
+        del self.prefilling[seq.request.request_id]
         if seq.prefix_keys and seq.target == seq.request.prompt_tokens:
             full = seq.prefix_keys[: seq.target // self.block]
             added = self.kv.register(full[len(seq.shared) :])

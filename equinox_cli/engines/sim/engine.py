@@ -170,18 +170,14 @@ class _Run:
         self.out.sample_counters(self.policy, self.now, self.sample_s)
 
     def _progress(self, chunks: list[tuple[Seq, int]], dt: float, util: float, decode: bool) -> None:
-        prefill_by: dict[str, int] = {}
-        for seq, n in chunks:
-            cid = seq.request.client_id
-            prefill_by[cid] = prefill_by.get(cid, 0) + n
-        by_client: dict[str, ClientStepService] = {}
+        batch, by_client = self.batch, {}
         if decode:
-            batch = self.batch
-            for c, d in batch.dec_by_client.items():
-                if d:
-                    by_client[c] = ClientStepService(prefill_by.pop(c, 0), d, batch.ctx_by_client[c])
-        for c, n in prefill_by.items():
-            by_client[c] = ClientStepService(n, 0, 0)
+            ctx = batch.ctx_by_client
+            by_client = {c: ClientStepService(0, d, ctx[c]) for c, d in batch.dec_by_client.items() if d}
+        for seq, n in chunks:
+            c = seq.request.client_id
+            p, d, k = by_client.get(c, (0, 0, 0))
+            by_client[c] = ClientStepService(p + n, d, k)
         self.policy.on_progress(Progress(self.now, dt, util, by_client))
 
     def _complete_prefills(self, chunks: list[tuple[Seq, int]], next_tick: int) -> None:

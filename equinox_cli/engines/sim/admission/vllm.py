@@ -44,11 +44,9 @@ class VllmAdmission:
         return StepPlan(chunks, decode=True, preempted=preempted)
 
     def _continue_prefills(self, batch: Batch, chunks: list[tuple[Seq, int]], budget: int) -> int:
-        for seq in batch.running.values():
+        for seq in batch.prefilling.values():
             if budget <= 0:
                 break
-            if seq.decoding or seq.prefilled >= seq.target:
-                continue
             chunk = self._fit_chunk(batch, seq, min(seq.target - seq.prefilled, budget))
             if chunk:
                 chunks.append((seq, chunk))
