@@ -5,9 +5,12 @@
   python benchmarks/bench_fairness.py --engine kv_gate=true   # every policy with the engine's KV gate
   python benchmarks/bench_fairness.py --ablation --first-seed 2   # Equinox's components, eval seeds
   python benchmarks/bench_fairness.py --seeds 2 --variant a:alpha=0.9 --variant b:order=fifo  # tuning
+  python benchmarks/bench_fairness.py --system --first-seed 2   # each policy in its own engine
 
 Every policy runs in the same simulated engine (`--engine` -E pairs apply to all): this measures
-the ordering's effect. Per workload and policy, the mean over seeds and its 95 % interval (t) of:
+the ordering's effect. `--system` instead runs VTC in VTC's engine and Equinox with its KV gate
+(SYSTEM below; the paper's framing): engine and ordering together, reported apart.
+Per workload and policy, the mean over seeds and its 95 % interval (t) of:
 - svc_diff: VTC's service difference, mean over the run, in weighted tokens/s (÷ its 60 s window);
 - jain60: Jain's index of service / max-min share in 60 s windows (mean);
 - lat_fair: latency fairness (metrics/fairness.py): Jain of 1 / TTFT slowdown, a tenant's mean TTFT
@@ -30,7 +33,7 @@ import multiprocessing
 import os
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -137,6 +140,13 @@ class Variant:
     policy: str
     params: dict[str, str]
     predictor: Callable[[], OutputPredictor] = MovingAveragePredictor
+    engine: dict[str, str] = field(default_factory=dict)  # --system: this policy's own engine
+
+
+# --system (issue 9, the paper's framing): each policy in its own engine. VTC in VTC's engine
+# (S-LoRA's future-peak admission, prefill pausing decode), Equinox with its engine feature (vLLM
+# admission with the predicted-peak KV gate); the rest of the profile is shared.
+SYSTEM = {"vtc": {"admission": "slora"}, "equinox": {"admission": "vllm", "kv_gate": "true"}}
 
 
 def variants(labels: tuple[str, ...], equinox_params: dict[str, str], ablation: bool) -> list[Variant]:
@@ -216,6 +226,7 @@ def main() -> None:
     parser.add_argument(
         "--variant", action="append", default=[], help="LABEL:k=v,k=v an Equinox variant (with vtc)"
     )
+    parser.add_argument("--system", action="store_true", help="each policy in its own engine (SYSTEM)")
     parser.add_argument("--only", default=None, help="comma-separated workload names")
     parser.add_argument("--load", type=float, default=1.0, help="multiply every case's load")
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="worker processes")
@@ -232,6 +243,8 @@ def main() -> None:
             Variant(label, "equinox", dict(kv.split("=", 1) for kv in pairs.split(",") if kv))
             for label, pairs in (v.split(":", 1) for v in args.variant)
         ]
+    if args.system:
+        runs = [replace(v, engine=SYSTEM[v.policy]) for v in runs if v.policy in SYSTEM]
     jobs = [
         (profile_name, engine_args, case.name, seed, args.quick, args.load, runs)
         for profile_name in profiles
@@ -243,7 +256,12 @@ def main() -> None:
     if args.json:
         args.json.write_text("".join(json.dumps(c) + "\n" for c in cells))
     labels = [v.label for v in runs]
-    report(pd.DataFrame(cells), engine_args, labels)
+    if args.system:
+        print(
+            "SYSTEM comparison, each policy in its own engine: "
+            + "; ".join(f"{v.label} -E {v.engine}" for v in runs)
+        )
+    report(pd.DataFrame(cells), engine_args, labels, args.system)
     summary(pd.DataFrame(cells), labels)
 
 
@@ -257,7 +275,8 @@ def run_cell(job: tuple) -> list[dict[str, object]]:
     window_s = MetricsConfig().service.window_s
     cells = []
     for variant in runs:
-        fig = figures(run_policy(workload, variant, profile), solo, window_s)
+        own = apply_engine_args(profile, variant.engine) if variant.engine else profile
+        fig = figures(run_policy(workload, variant, own), solo, window_s)
         cells.append(
             {
                 "profile": profile_name,
@@ -272,8 +291,9 @@ def run_cell(job: tuple) -> list[dict[str, object]]:
     return cells
 
 
-def report(cells: pd.DataFrame, engine_args: dict[str, str], labels: list[str]) -> None:
-    print(f"same engine for every policy: -E {engine_args or '(profile defaults)'}; mean ± 95 % interval")
+def report(cells: pd.DataFrame, engine_args: dict[str, str], labels: list[str], system: bool = False) -> None:
+    shared = "shared engine settings" if system else "same engine for every policy"
+    print(f"{shared}: -E {engine_args or '(profile defaults)'}; mean ± 95 % interval")
     for (profile, workload), group in cells.groupby(["profile", "workload"], sort=False):
         size = f"{int(group['requests'].mean())} requests, {group['seed'].nunique()} seeds"
         print(f"\n{profile} / {workload} ({size})")
