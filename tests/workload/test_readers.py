@@ -44,6 +44,19 @@ def test_mooncake_sample_with_prefix_tenants(shared_traces: Path) -> None:
     assert len(workload) == 500
     assert all(c.startswith("prefix=") for c in workload.clients)
     assert workload.items[0].request.prompt_tokens == 6758
+    first = workload.items[0].request
+    assert first.prefix_hashes == tuple(range(14)) and first.prefix_block_tokens == 512
+
+
+def test_prefix_hashes_survive_conversion(tmp_path: Path, shared_traces: Path) -> None:
+    from equinox_cli.api import convert_trace
+
+    spec = WorkloadSpec(source=str(shared_traces / "mooncake" / "conversation_trace.jsonl"), limit=50)
+    out = tmp_path / "m.parquet"
+    convert_trace(spec, out)
+    converted, _ = _build(out)
+    original, _ = build_workload(spec)
+    assert converted.items == original.items and original.items[1].request.prefix_hashes[:2] == (0, 14)
 
 
 def test_servegen_folder_is_multi_tenant(shared_traces: Path) -> None:
@@ -165,6 +178,22 @@ def test_canonical_parquet_round_trip(tmp_path: Path) -> None:
             "row 1: field 'input_length'",
         ),
         ("sg.json", '[{"id": 1, "conversations": 5}]', "row 1: field 'conversations'"),
+        (
+            "ph.csv",
+            "request_id,client_id,arrival_s,prompt_tokens,output_tokens,prefix_hashes,prefix_block_tokens\n"
+            "a,c,0,5,5,1 2,16\nb,c,1,5,5,1 x,16\n",
+            "row 2: field 'prefix_hashes': not space-separated ids",
+        ),
+        (
+            "pb.csv",
+            "request_id,client_id,arrival_s,prompt_tokens,output_tokens,prefix_hashes\na,c,0,5,5,1 2\n",
+            "prefix_hashes needs a prefix_block_tokens column",
+        ),
+        (
+            "mh.jsonl",
+            '{"timestamp": 0, "input_length": 5, "output_length": 3, "hash_ids": [1, "x"]}\n',
+            "row 1: field 'prefix_hashes'",
+        ),
     ],
 )
 def test_bad_files_name_file_row_and_field(tmp_path: Path, name: str, text: str, fragment: str) -> None:
