@@ -19,7 +19,8 @@ Per workload and policy, the mean over seeds and its 95 % interval (t) of:
   two such tenants (e.g. every tenant over its share). It rates equal misery (FCFS) as fair, so:
 - lat_iso: latency isolation, the mean of 1 / slowdown over the same tenants (1 = as if alone);
 - ttft / ttft_p99 / ttft_under: TTFT mean and p99 overall, and the mean of the under-share tenants;
-- tput: output tokens/s; goodput: requests/s within TTFT <= 5 s and TPOT <= 0.2 s.
+- tput: output tokens/s; goodput: requests/s within TTFT <= 5 s and TPOT <= 0.2 s;
+- refused: share of requests the engine could never run (aborted) or the policy rejected.
 Then Equinox/VTC ratios of the means. Numbers depend on the simulator (see the fidelity issue).
 The Azure mix is a fixed trace: its seeds do not change it (interval 0).
 """
@@ -65,6 +66,7 @@ ABLATION = {
     "vtc": {},
 }
 METRICS = ("svc_diff", "jain60", "lat_fair", "lat_iso", "ttft", "ttft_p99", "ttft_under", "tput", "goodput")
+METRICS += ("refused",)
 
 
 @dataclass(frozen=True)
@@ -145,7 +147,9 @@ class Variant:
 
 # --system (issue 9, the paper's framing): each policy in its own engine. VTC in VTC's engine
 # (S-LoRA's future-peak admission, prefill pausing decode), Equinox with its engine feature (vLLM
-# admission with the predicted-peak KV gate); the rest of the profile is shared.
+# admission with the predicted-peak KV gate); the rest of the profile is shared. S-LoRA refuses a
+# prompt longer than its prefill cap: the cap is the profile's token budget, so that it refuses
+# no more than vLLM's admission does ("refused" says if it still does).
 SYSTEM = {"vtc": {"admission": "slora"}, "equinox": {"admission": "vllm", "kv_gate": "true"}}
 
 
@@ -199,6 +203,9 @@ def figures(tables: object, solo: dict[str, float], window_s: float) -> dict[str
         "ttft_under": float(clients.loc[under, "ttft_mean_s"].mean()) if under.any() else math.nan,
         "tput": float(summary["output_tokens_per_s"]),
         "goodput": float(summary["goodput_requests_per_s"]),
+        # share of requests the engine could never run (aborted) or the policy rejected: an engine
+        # that refuses long prompts must not look faster for it
+        "refused": (float(summary["aborted"]) + float(summary["rejected"])) / float(summary["requests"]),
     }
 
 
@@ -275,7 +282,10 @@ def run_cell(job: tuple) -> list[dict[str, object]]:
     window_s = MetricsConfig().service.window_s
     cells = []
     for variant in runs:
-        own = apply_engine_args(profile, variant.engine) if variant.engine else profile
+        engine = dict(variant.engine)
+        if engine.get("admission") == "slora":
+            engine.setdefault("prefill_cap_tokens", str(profile.max_num_batched_tokens))
+        own = apply_engine_args(profile, engine) if engine else profile
         fig = figures(run_policy(workload, variant, own), solo, window_s)
         cells.append(
             {
