@@ -17,6 +17,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from equinox_cli.core.columns import ENGINE_STEP_COLUMNS
 from equinox_cli.core.errors import UserInputError
 
 COLLECT_SCHEMA = "equinox.collect/1"
@@ -46,21 +47,7 @@ REQUEST_COLUMNS = (
     "waiting_at_admit",
     "kv_used_frac_at_admit",
 )
-STEP_COLUMNS = (
-    "step",
-    "start_s",
-    "step_time_s",
-    "prefill_tokens",
-    "decode_seqs",
-    "context_tokens",
-    "running",
-    "waiting",
-    "kv_used_blocks",
-    "kv_total_blocks",
-    "gpu_util",
-    "preempted",
-    "throughput_tokens_per_s",  # (prefill_tokens + decode_seqs) / step_time_s
-)
+STEP_COLUMNS = (*ENGINE_STEP_COLUMNS, "throughput_tokens_per_s")  # (prefill + decode) / step time
 # What training needs of each file (the rest is context for people and notebooks).
 REQUEST_NEEDS = (
     "client_id",

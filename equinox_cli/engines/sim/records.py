@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+from equinox_cli.core.columns import ENGINE_STEP_COLUMNS
 from equinox_cli.core.protocols import Policy
 from equinox_cli.engines.sim.batch import Seq
 
@@ -29,20 +30,7 @@ REQUEST_COLUMNS = (
     "waiting_at_admit",
     "kv_used_frac_at_admit",
 )
-STEP_COLUMNS = (
-    "step",
-    "start_s",
-    "step_time_s",
-    "prefill_tokens",
-    "decode_seqs",
-    "context_tokens",
-    "running",
-    "waiting",
-    "kv_used_blocks",
-    "kv_total_blocks",
-    "gpu_util",
-    "preempted",
-)
+STEP_COLUMNS = ENGINE_STEP_COLUMNS
 COUNTER_COLUMNS = ("time_s", "client_id", "counter", "backlogged")
 
 
