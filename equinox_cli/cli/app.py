@@ -10,6 +10,14 @@ from typing import Annotated
 import typer
 
 from equinox_cli import __version__, api
+from equinox_cli.api import (
+    DEFAULT_MAX_TOKENS,
+    DEFAULT_PROFILE,
+    POLICY_NAMES,
+    PROFILES,
+    SUITES,
+    UserInputError,
+)
 from equinox_cli.cli import errors, learn
 from equinox_cli.cli import options as o
 from equinox_cli.cli import serve as serve_cmd
@@ -18,11 +26,6 @@ from equinox_cli.cli.common import err_console, out_console
 from equinox_cli.cli.common import warn as _warn
 from equinox_cli.cli.progress import RichProgressObserver
 from equinox_cli.cli.tables import clients_table, comparison_table, stats_table
-from equinox_cli.core.errors import UserInputError
-from equinox_cli.engines.sim.profiles import DEFAULT_PROFILE, PROFILES
-from equinox_cli.policies import POLICY_NAMES
-from equinox_cli.workload.limits import DEFAULT_MAX_TOKENS
-from equinox_cli.workload.suites import SUITES
 
 app = typer.Typer(
     name="equinox",

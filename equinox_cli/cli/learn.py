@@ -10,16 +10,20 @@ from typing import Annotated
 import typer
 
 from equinox_cli import api
+from equinox_cli.api import (
+    DEFAULT_MAX_TOKENS,
+    DEFAULT_PROFILE,
+    MAX_SEED,
+    POLICY_NAMES,
+    PROFILES,
+    FitConfig,
+    TrainConfig,
+    check_number,
+)
 from equinox_cli.cli import options as o
 from equinox_cli.cli.common import clean, err_console, out_console, warn
 from equinox_cli.cli.progress import RichProgressObserver
 from equinox_cli.cli.tables import mope_other_table, mope_output_table
-from equinox_cli.core.checks import MAX_SEED, check_number
-from equinox_cli.engines.sim.profiles import DEFAULT_PROFILE, PROFILES
-from equinox_cli.policies import POLICY_NAMES
-from equinox_cli.predict.mope import FitConfig
-from equinox_cli.predict.train import TrainConfig
-from equinox_cli.workload.limits import DEFAULT_MAX_TOKENS
 
 COLLECT_EPILOG = (
     "Example: equinox collect ../shared/traces/arena_hard_auto/arena_hard_flat.jsonl --rate 3 "

@@ -8,11 +8,16 @@ from typing import Annotated
 
 import typer
 
-from equinox_cli.api import ENGINES, HttpOptions, VllmOptions
-from equinox_cli.engines.sim.options import ENGINE_KEYS
-from equinox_cli.policies import PARAM_CLASSES
-from equinox_cli.workload.build import FORMATS, WorkloadSpec
-from equinox_cli.workload.limits import DEFAULT_MAX_TOKENS
+from equinox_cli.api import (
+    DEFAULT_MAX_TOKENS,
+    ENGINE_KEYS,
+    ENGINES,
+    FORMATS,
+    PARAM_CLASSES,
+    HttpOptions,
+    VllmOptions,
+    WorkloadSpec,
+)
 
 WorkloadArg = Annotated[
     str | None,

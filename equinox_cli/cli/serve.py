@@ -11,9 +11,6 @@ import typer
 
 from equinox_cli import api
 from equinox_cli.cli.common import err_console, out_console
-from equinox_cli.core.errors import UserInputError
-from equinox_cli.engines.vllm.launcher import ServeConfig, check_startable, start_server, tiny_model_path
-from equinox_cli.policies import POLICY_NAMES
 
 SERVE_EPILOG = "Example: equinox serve --tiny-model --policy vtc --port 8000 -- --max-num-seqs 64"
 
@@ -25,7 +22,7 @@ def _raise_interrupt(signum: int, frame: object) -> None:
 def serve(
     ctx: typer.Context,
     policy: Annotated[
-        str, typer.Option("--policy", help=f"Scheduling policy: {', '.join(POLICY_NAMES)}.")
+        str, typer.Option("--policy", help=f"Scheduling policy: {', '.join(api.POLICY_NAMES)}.")
     ] = "equinox",
     param: Annotated[
         list[str] | None, typer.Option("-P", "--param", help="Policy parameter key=value.")
@@ -76,32 +73,28 @@ def serve(
 ) -> None:
     """Start vLLM's OpenAI-compatible server with an Equinox policy as its scheduler; wait until it is
     healthy; serve until interrupted. Arguments after `--` go to vLLM unchanged."""
-    if (model is None) == (not tiny_model):
-        raise UserInputError("give exactly one of --model PATH and --tiny-model")
-    routed = api.route_policy_params(tuple(param or ()), policy, [policy])
-    api.make_policy_checked(policy, routed[policy])
-    path = tiny_model_path(python) if tiny_model else model
-    assert path is not None
-    config = ServeConfig(
-        model=path,
-        policy=policy,
-        params=routed[policy],
-        predictor=predictor,
-        host=host,
-        port=port,
-        python=python,
-        kv_cache_gib=kv_cache_gib,
-        extra_args=tuple(ctx.args),
-        log_path=log,
-        tenant_map=tenant_map,
-        engine_log_dir=engine_log,
-        kv_gate=kv_gate,
+    config = api.serve_config(
+        api.ServeOptions(
+            policy=policy,
+            policy_params=tuple(param or ()),
+            predictor=predictor,
+            model=model,
+            tiny_model=tiny_model,
+            host=host,
+            port=port,
+            python=python,
+            kv_cache_gib=kv_cache_gib,
+            tenant_map=tenant_map,
+            engine_log=engine_log,
+            log=log,
+            kv_gate=kv_gate,
+            vllm_args=tuple(ctx.args),
+        )
     )
-    check_startable(config)  # every mistake as one line, before the banner
-    err_console.print(f"starting vLLM with policy {policy} on {host}:{port} (model {path}) ...")
+    err_console.print(f"starting vLLM with policy {policy} on {host}:{port} (model {config.model}) ...")
     # SIGTERM (kill, a supervisor) must stop the server too, not orphan it: run the finally below
     signal.signal(signal.SIGTERM, _raise_interrupt)
-    server = start_server(config)
+    server = api.start_server(config)
     out_console.print(f"healthy: {server.base_url}/v1 (model name 'equinox'); Ctrl-C stops it")
     try:
         server.process.wait()

@@ -17,37 +17,18 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from equinox_cli.core.columns import ENGINE_STEP_COLUMNS
 from equinox_cli.core.errors import UserInputError
-
-COLLECT_SCHEMA = "equinox.collect/1"
-META_KEY = b"equinox.collect"
-REQUEST_COLUMNS = (
-    "request_id",
-    "client_id",
-    "weight",
-    "arrival_s",
-    "prompt_tokens",
-    "prompt",  # text where the trace has it, else null
-    "output_tokens",
-    "max_tokens",
-    "status",
-    "admitted_s",
-    "first_token_s",
-    "finish_s",
-    "ttft_s",
-    "tpot_s",
-    "e2e_s",
-    "queue_s",
-    "preemptions",
-    "running_at_arrival",
-    "waiting_at_arrival",
-    "kv_used_frac_at_arrival",
-    "running_at_admit",
-    "waiting_at_admit",
-    "kv_used_frac_at_admit",
+from equinox_cli.core.schema import (
+    COLLECT_META_KEY as META_KEY,
 )
-STEP_COLUMNS = (*ENGINE_STEP_COLUMNS, "throughput_tokens_per_s")  # (prefill + decode) / step time
+from equinox_cli.core.schema import (
+    COLLECT_REQUEST_COLUMNS,
+    COLLECT_SCHEMA,
+    COLLECT_STEP_COLUMNS,
+)
+
+REQUEST_COLUMNS = COLLECT_REQUEST_COLUMNS
+STEP_COLUMNS = COLLECT_STEP_COLUMNS
 # What training needs of each file (the rest is context for people and notebooks).
 REQUEST_NEEDS = (
     "client_id",

@@ -14,20 +14,11 @@ import math
 import numpy as np
 
 from equinox_cli.core.protocols import Policy, RunObserver
+from equinox_cli.core.schema import ENGINE_REQUEST_COLUMNS as REQUEST_COLUMNS
+from equinox_cli.core.schema import ENGINE_STEP_COLUMNS as STEP_COLUMNS
+from equinox_cli.core.schema import HTTP_REQUEST_COLUMNS as HTTP_COLUMNS
 from equinox_cli.core.types import RunResult, Workload
 from equinox_cli.engines.http.client import HttpConfig, Outcome, replay_http
-from equinox_cli.engines.sim.engine import REQUEST_COLUMNS, STEP_COLUMNS
-
-HTTP_COLUMNS = (
-    "reason",
-    "attempt_s",
-    "sent_s",
-    "send_lag_s",
-    "target_output_tokens",
-    "length_ok",
-    "itl_p50_s",
-    "itl_max_s",
-)
 
 
 def _row(o: Outcome) -> dict[str, object]:

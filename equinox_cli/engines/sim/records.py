@@ -5,33 +5,12 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from equinox_cli.core.columns import ENGINE_STEP_COLUMNS
 from equinox_cli.core.protocols import Policy
+from equinox_cli.core.schema import COUNTER_COLUMNS, ENGINE_REQUEST_COLUMNS, ENGINE_STEP_COLUMNS
 from equinox_cli.engines.sim.batch import Seq
 
-REQUEST_COLUMNS = (
-    "request_id",
-    "client_id",
-    "weight",
-    "arrival_s",
-    "prompt_tokens",
-    "output_tokens",
-    "max_tokens",
-    "status",
-    "admitted_s",
-    "first_token_s",
-    "finish_s",
-    "preemptions",
-    "cached_tokens",  # prompt tokens found in the prefix cache at its (last) admission
-    "running_at_arrival",  # engine state when the request arrived (known before it runs)
-    "waiting_at_arrival",
-    "kv_used_frac_at_arrival",
-    "running_at_admit",  # engine state when it was first admitted (NaN if never)
-    "waiting_at_admit",
-    "kv_used_frac_at_admit",
-)
+REQUEST_COLUMNS = ENGINE_REQUEST_COLUMNS
 STEP_COLUMNS = ENGINE_STEP_COLUMNS
-COUNTER_COLUMNS = ("time_s", "client_id", "counter", "backlogged")
 
 
 @dataclass(slots=True)

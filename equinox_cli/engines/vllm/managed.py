@@ -19,10 +19,11 @@ from typing import Any
 
 from equinox_cli.core.errors import UserInputError
 from equinox_cli.core.protocols import Policy, RunObserver
+from equinox_cli.core.schema import ENGINE_REQUEST_COLUMNS as REQUEST_COLUMNS
+from equinox_cli.core.schema import ENGINE_STEP_COLUMNS as STEP_COLUMNS
 from equinox_cli.core.types import RunResult, Workload
 from equinox_cli.engines.http.client import HttpConfig, Outcome
 from equinox_cli.engines.http.engine import HttpEngine, http_result
-from equinox_cli.engines.sim.engine import REQUEST_COLUMNS, STEP_COLUMNS
 from equinox_cli.engines.vllm.launcher import ServeConfig, free_port, start_server
 from equinox_cli.engines.vllm.recorder import REQUESTS_FILE, STEPS_FILE
 

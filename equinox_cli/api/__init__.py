@@ -1,0 +1,87 @@
+"""The toolkit as Python functions, one module per verb; the CLI only parses and calls these.
+
+    replay.py   equinox replay          collect.py  equinox collect
+    train.py    equinox train-mope      serve.py    equinox serve
+    traces.py   equinox traces ...      report.py   equinox report
+    compare.py  equinox compare         sweep.py    equinox sweep
+Shared: engines.py (which engine, checked), params.py (-P, policies, predictors), profiles.py
+(simulator profiles), runs.py (output folders, versions), choices.py (the names the CLI offers).
+"""
+
+from equinox_cli.api.choices import (
+    DEFAULT_MAX_TOKENS,
+    DEFAULT_PROFILE,
+    ENGINE_KEYS,
+    FORMATS,
+    MAX_SEED,
+    PARAM_CLASSES,
+    POLICY_NAMES,
+    PROFILES,
+    SUITES,
+    FitConfig,
+    TrainConfig,
+    UserInputError,
+    WorkloadSpec,
+    check_number,
+)
+from equinox_cli.api.collect import CollectConfig, CollectOutcome, collect
+from equinox_cli.api.engines import ENGINES, HttpOptions, VllmOptions, check_url, is_http, make_engine
+from equinox_cli.api.params import (
+    build_policies,
+    make_policy_checked,
+    make_predictor,
+    route_policy_params,
+    split_key_values,
+)
+from equinox_cli.api.profiles import calibrated_profile, profile_from_fit, profile_from_steps, resolve_profile
+from equinox_cli.api.replay import ReplayConfig, ReplayOutcome, replay
+from equinox_cli.api.serve import ServeOptions, serve_config, start_server
+from equinox_cli.api.traces import convert_trace, trace_stats, workload_frame
+from equinox_cli.api.train import TrainMopeConfig, TrainMopeOutcome, train_mope_artifact
+
+__all__ = [
+    "DEFAULT_MAX_TOKENS",
+    "DEFAULT_PROFILE",
+    "ENGINES",
+    "ENGINE_KEYS",
+    "FORMATS",
+    "MAX_SEED",
+    "PARAM_CLASSES",
+    "POLICY_NAMES",
+    "PROFILES",
+    "SUITES",
+    "CollectConfig",
+    "CollectOutcome",
+    "FitConfig",
+    "HttpOptions",
+    "ReplayConfig",
+    "ReplayOutcome",
+    "ServeOptions",
+    "TrainConfig",
+    "TrainMopeConfig",
+    "TrainMopeOutcome",
+    "UserInputError",
+    "VllmOptions",
+    "WorkloadSpec",
+    "build_policies",
+    "calibrated_profile",
+    "check_number",
+    "check_url",
+    "collect",
+    "convert_trace",
+    "is_http",
+    "make_engine",
+    "make_policy_checked",
+    "make_predictor",
+    "profile_from_fit",
+    "profile_from_steps",
+    "replay",
+    "resolve_profile",
+    "route_policy_params",
+    "serve_config",
+    "split_key_values",
+    "start_server",
+    "trace_stats",
+    "train_mope_artifact",
+    "workload_frame",
+]

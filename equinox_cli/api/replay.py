@@ -1,0 +1,155 @@
+"""`equinox replay`: a workload under a policy and its baselines, on one engine; a Parquet report."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from equinox_cli.api.engines import (
+    HttpOptions,
+    VllmOptions,
+    check_engine,
+    check_engine_params,
+    is_http,
+    make_engine,
+    managed_server,
+)
+from equinox_cli.api.params import build_policies, make_predictor, params_of, route_policy_params
+from equinox_cli.api.profiles import resolve_profile
+from equinox_cli.api.runs import check_out, default_run_dir, versions
+from equinox_cli.core.errors import UserInputError
+from equinox_cli.core.protocols import RunObserver
+from equinox_cli.core.schema import REPORT_SCHEMA
+from equinox_cli.core.types import Workload
+from equinox_cli.engines.sim.profiles import DEFAULT_PROFILE
+from equinox_cli.metrics.summary import MetricsConfig, RunTables, summarize
+from equinox_cli.predict.artifact import Artifact
+from equinox_cli.report.parquet import write_report
+from equinox_cli.workload.build import WorkloadSpec, build_workload
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayConfig:
+    workload: WorkloadSpec = field(default_factory=WorkloadSpec)
+    engine: str = "sim"
+    profile: str = DEFAULT_PROFILE
+    policy: str = "equinox"
+    baselines: tuple[str, ...] = ()
+    policy_params: tuple[str, ...] = ()  # "key=value" (main policy) or "policy.key=value"
+    engine_params: tuple[str, ...] = ()  # "key=value" simulator overrides
+    predictor: str = "moving-average"  # for equinox and vtc-pred: see make_predictor()
+    http: HttpOptions = field(default_factory=HttpOptions)
+    vllm: VllmOptions = field(default_factory=VllmOptions)
+    out: Path | None = None
+    reports_root: Path = Path("reports")
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayOutcome:
+    out_dir: Path
+    workload: Workload
+    summary: pd.DataFrame
+    runs: Mapping[str, RunTables]
+    warnings: list[str]
+    meta: Mapping[str, object] = field(default_factory=dict)  # what run.json holds
+
+
+def replay(config: ReplayConfig, observer: RunObserver | None = None) -> ReplayOutcome:
+    """Run the workload under the policy and every baseline; write the report; return the numbers."""
+    check_engine(config.engine, config.http)
+    check_engine_params(config.engine, config.engine_params)
+    check_out(config.out)
+    profile = resolve_profile(config.profile, config.engine_params)
+    workload, warnings = build_workload(config.workload)
+    names = [config.policy, *config.baselines]
+    # validates names, -P and --predictor before the runs
+    policies = build_policies(names, config.policy_params, config.predictor, workload)
+    if is_http(config.engine) and len(policies) > 1:
+        raise UserInputError(
+            "a live server runs one policy: replay it once per server (no --baseline with an http:// "
+            "engine; --engine vllm starts one server per policy)"
+        )
+    out_dir = config.out or default_run_dir(config.reports_root, workload.name, config.workload.seed)
+    routed = route_policy_params(config.policy_params, config.policy, list(policies))
+    managed = managed_server(config.engine, config.vllm, out_dir, config.predictor, routed, profile.kv_gate)
+    artifacts: dict[Path, Artifact] = {}
+    engine = make_engine(
+        config.engine,
+        profile,
+        config.http,
+        managed,
+        gate=lambda: make_predictor(config.predictor, workload, artifacts),
+        seed=config.workload.seed,
+    )
+    runs: dict[str, RunTables] = {}
+    for name, policy in policies.items():
+        result = engine.run(workload, policy, observer)
+        runs[name] = summarize(
+            name,
+            pd.DataFrame(result.requests),
+            pd.DataFrame(result.steps),
+            pd.DataFrame(result.counters, columns=list(result.counters)),
+            config.metrics,
+        )
+    summary = pd.DataFrame([run.summary for run in runs.values()])
+    run_meta = {
+        "schema": REPORT_SCHEMA,
+        "command": "replay",
+        "workload": asdict(config.workload),
+        "workload_name": workload.name,
+        "workload_source": dict(workload.source),
+        "seed": config.workload.seed,
+        "requests": len(workload),
+        "engine": config.engine,
+        "engine_params": list(config.engine_params),
+        "profile": asdict(profile),
+        "policies": {name: params_of(p) for name, p in policies.items()},
+        "predictor": config.predictor,
+        "metrics": asdict(config.metrics),
+        "versions": versions(),
+        **_http_meta(config.engine, runs),
+    }
+    per_policy = {
+        name: {
+            "requests": run.requests,
+            "clients": run.clients,
+            "steps": run.steps,
+            "timeline": run.timeline,
+            "counters": run.counters,
+        }
+        for name, run in runs.items()
+    }
+    write_report(out_dir, run_meta, summary, per_policy)
+    return ReplayOutcome(out_dir, workload, summary, runs, warnings, run_meta)
+
+
+def _http_meta(engine: str, runs: Mapping[str, RunTables]) -> dict[str, object]:
+    """For a live server: target vs achieved rate, outcome counts, and whether the run is complete."""
+    if engine == "sim":
+        return {}
+    if len(runs) > 1:
+        per_policy = {name: _http_meta(engine, {name: run}) for name, run in runs.items()}
+        return {"runs": per_policy, "complete": all(m["complete"] for m in per_policy.values())}
+    from equinox_cli.engines.http.engine import rate_report
+
+    (run,) = runs.values()
+    requests = run.requests
+    counts = requests["status"].value_counts().to_dict()
+    rates = rate_report(
+        requests["sent_s"].tolist(), requests["arrival_s"].tolist(), requests["attempt_s"].tolist()
+    )
+    lag = requests["send_lag_s"].dropna()
+    finished = requests["status"] == "finished"
+    return {
+        "client": {
+            **rates,
+            "send_lag_p99_s": float(lag.quantile(0.99)) if len(lag) else None,
+            "statuses": {str(k): int(v) for k, v in counts.items()},
+            "length_mismatches": int((~requests["length_ok"].astype(bool) & finished).sum()),
+        },
+        "complete": bool(finished.all()),
+    }

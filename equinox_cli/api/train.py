@@ -1,0 +1,58 @@
+"""`equinox train-mope`: train and evaluate MoPE from collected data; a versioned artifact."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from equinox_cli.api.runs import check_out, versions
+from equinox_cli.predict.artifact import save_artifact
+from equinox_cli.predict.dataset import load_collected
+from equinox_cli.predict.evaluate import mae_ratio
+from equinox_cli.predict.train import TrainConfig, TrainResult, train_mope
+
+
+@dataclass(frozen=True, slots=True)
+class TrainMopeConfig:
+    data: tuple[Path, ...]
+    out: Path | None = None
+    name: str | None = None
+    predictors_root: Path = Path("predictors")
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+
+@dataclass(frozen=True)
+class TrainMopeOutcome:
+    out_dir: Path
+    result: TrainResult
+    mae_ratio: dict[str, float]
+
+
+def train_mope_artifact(config: TrainMopeConfig) -> TrainMopeOutcome:
+    """Train and evaluate MoPE from collected data; write predictors/<name>/ atomically."""
+    name = config.name or (config.out.name if config.out else f"mope-{time.strftime('%Y%m%d-%H%M%S')}")
+    out_dir = config.out or config.predictors_root / name
+    check_out(out_dir)
+    collected = load_collected(config.data)
+    result = train_mope(collected, config.train)
+    ratio = {k: float(v) for k, v in mae_ratio(result.metrics).items()}
+    manifest = {
+        "name": name,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "seed": config.train.fit.seed,
+        "train_config": asdict(config.train),
+        "routing": "see equinox_cli/predict/mope.py: expert k serves t[k-1] < value <= t[k]",
+        "data": {"sources": list(collected.sources), **result.rows},
+        "metrics": result.metrics.to_dict(orient="records"),
+        "output_mae_single_over_mope": ratio,
+        "step_model": result.step_fit.to_dict() if result.step_fit else None,
+        "versions": versions("scikit-learn"),
+        "warnings": result.warnings,
+    }
+    extra = {
+        "metrics.parquet": lambda path: result.metrics.to_parquet(path, index=False),
+        "predictions.parquet": lambda path: result.predictions.to_parquet(path, index=False),
+    }
+    save_artifact(out_dir, result.mope, manifest, extra)
+    return TrainMopeOutcome(out_dir, result, ratio)
