@@ -25,6 +25,7 @@ from equinox_cli.api.choices import (
     check_number,
 )
 from equinox_cli.api.collect import CollectConfig, CollectOutcome, collect
+from equinox_cli.api.compare import COMPARE_SCHEMA, CompareConfig, CompareOutcome, compare
 from equinox_cli.api.engines import ENGINES, HttpOptions, VllmOptions, check_url, is_http, make_engine
 from equinox_cli.api.params import (
     build_policies,
@@ -40,6 +41,7 @@ from equinox_cli.api.traces import convert_trace, trace_stats, workload_frame
 from equinox_cli.api.train import TrainMopeConfig, TrainMopeOutcome, train_mope_artifact
 
 __all__ = [
+    "COMPARE_SCHEMA",
     "DEFAULT_MAX_TOKENS",
     "DEFAULT_PROFILE",
     "ENGINES",
@@ -52,6 +54,8 @@ __all__ = [
     "SUITES",
     "CollectConfig",
     "CollectOutcome",
+    "CompareConfig",
+    "CompareOutcome",
     "FitConfig",
     "HttpOptions",
     "ReplayConfig",
@@ -68,6 +72,7 @@ __all__ = [
     "check_number",
     "check_url",
     "collect",
+    "compare",
     "convert_trace",
     "is_http",
     "make_engine",

@@ -18,7 +18,7 @@ from equinox_cli.api import (
     SUITES,
     UserInputError,
 )
-from equinox_cli.cli import errors, learn
+from equinox_cli.cli import analyse, errors, learn
 from equinox_cli.cli import options as o
 from equinox_cli.cli import serve as serve_cmd
 from equinox_cli.cli.common import clean as _clean
@@ -41,6 +41,7 @@ app.command(
     context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
 )(serve_cmd.serve)
 app.command("train-mope", epilog=learn.TRAIN_EPILOG)(learn.train_mope)
+app.command(epilog=analyse.COMPARE_EPILOG)(analyse.compare)
 
 
 @app.command(

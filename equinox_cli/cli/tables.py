@@ -121,3 +121,30 @@ def mope_other_table(metrics: pd.DataFrame) -> Table:
             *(_fmt(row.get(c, math.nan), "{:.4g}") for c in ("mope", "single", "constant")),
         )
     return table
+
+
+def compare_table(rows: pd.DataFrame, title: str) -> Table:
+    """`equinox compare`: one row per (run, policy, metric); means ± 95 % intervals across seeds."""
+    table = Table(title=title, title_justify="left")
+    for column in ("run", "policy", "metric", "base", "new", "change", "rule", "verdict"):
+        table.add_column(column, justify="right" if column in ("base", "new", "change") else "left")
+    verdict_style = {"regression": "[bold red]regression[/]", "ok": "[green]ok[/]", "info": ""}
+    for row in rows.itertuples(index=False):
+        table.add_row(
+            str(row.key),
+            str(row.policy),
+            str(row.metric),
+            _interval(row.base_mean, row.base_ci95, row.base_n),
+            _interval(row.new_mean, row.new_ci95, row.new_n),
+            _fmt(row.change, "{:+.1%}"),
+            str(row.rule),
+            verdict_style[str(row.verdict)],
+        )
+    return table
+
+
+def _interval(mean: float, ci95: float, n: int) -> str:
+    text = _fmt(mean, "{:.4g}")
+    if n >= 2 and not math.isnan(ci95):
+        text += f" ± {ci95:.2g} (n={n})"
+    return text

@@ -161,3 +161,31 @@ def report_columns(table: str, present: set[str] | frozenset[str]) -> list[str]:
     if unknown:
         raise ValueError(f"{table}: column(s) not declared in core/schema.py: {sorted(unknown)}")
     return [*declared, *(c for c in optional if c in present)]
+
+
+# Which way is better for each summary metric (what `equinox compare` calls a regression).
+_HIGHER_IS_BETTER = (
+    "finished",
+    "output_tokens_per_s",
+    "total_tokens_per_s",
+    "requests_per_s",
+    "goodput_requests_per_s",
+    "gpu_util_mean",
+    "jain_index",
+    "jain_windowed_mean",
+)
+_NEUTRAL = ("policy", "requests", "fairness_window_end_s")
+SUMMARY_BETTER: dict[str, str] = {
+    name: "higher" if name in _HIGHER_IS_BETTER else "lower"
+    for name in SUMMARY_COLUMNS
+    if name not in _NEUTRAL
+}
+METRIC_ALIASES = {"jain_60s": "jain_windowed_mean", "throughput": "output_tokens_per_s"}
+
+
+def metric_name(name: str) -> str | None:
+    """A summary metric by its name, its name without `_s` (ttft_p99) or an alias (jain_60s)."""
+    for candidate in (name, f"{name}_s", METRIC_ALIASES.get(name, "")):
+        if candidate in SUMMARY_BETTER:
+            return candidate
+    return None

@@ -13,6 +13,7 @@ import pytest
 
 from equinox_cli import api
 from equinox_cli.core import schema
+from equinox_cli.workload.schema import CANONICAL_COLUMNS
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -61,12 +62,14 @@ def test_every_report_column_is_documented() -> None:
 def test_every_collect_column_is_documented() -> None:
     documented = _documented(ROOT / "traces" / "README.md")
     declared = set(schema.COLLECT_REQUEST_COLUMNS) | set(schema.COLLECT_STEP_COLUMNS)
+    declared |= set(CANONICAL_COLUMNS)  # canonical traces
     assert sorted(declared - documented) == []
 
 
 def test_undeclared_column_cannot_reach_a_file() -> None:
     with pytest.raises(ValueError, match="not declared"):
         schema.report_columns("requests", frozenset({*schema.REPORT_TABLES["requests"], "secret"}))
-    assert schema.report_columns("requests", frozenset({*schema.REPORT_TABLES["requests"], "sent_s"}))[
-        -1
-    ] == "sent_s"
+    assert (
+        schema.report_columns("requests", frozenset({*schema.REPORT_TABLES["requests"], "sent_s"}))[-1]
+        == "sent_s"
+    )
