@@ -27,6 +27,7 @@ from equinox_cli.api.choices import (
 from equinox_cli.api.collect import CollectConfig, CollectOutcome, collect
 from equinox_cli.api.compare import COMPARE_SCHEMA, CompareConfig, CompareOutcome, compare
 from equinox_cli.api.engines import ENGINES, HttpOptions, VllmOptions, check_url, is_http, make_engine
+from equinox_cli.api.experiment import Experiment, load_experiment
 from equinox_cli.api.params import (
     build_policies,
     make_policy_checked,
@@ -35,8 +36,9 @@ from equinox_cli.api.params import (
     split_key_values,
 )
 from equinox_cli.api.profiles import calibrated_profile, profile_from_fit, profile_from_steps, resolve_profile
-from equinox_cli.api.replay import ReplayConfig, ReplayOutcome, replay
+from equinox_cli.api.replay import ReplayConfig, ReplayOutcome, config_from_experiment, replay
 from equinox_cli.api.serve import ServeOptions, serve_config, start_server
+from equinox_cli.api.sweep import SweepConfig, SweepOutcome, sweep
 from equinox_cli.api.traces import convert_trace, trace_stats, workload_frame
 from equinox_cli.api.train import TrainMopeConfig, TrainMopeOutcome, train_mope_artifact
 
@@ -56,11 +58,14 @@ __all__ = [
     "CollectOutcome",
     "CompareConfig",
     "CompareOutcome",
+    "Experiment",
     "FitConfig",
     "HttpOptions",
     "ReplayConfig",
     "ReplayOutcome",
     "ServeOptions",
+    "SweepConfig",
+    "SweepOutcome",
     "TrainConfig",
     "TrainMopeConfig",
     "TrainMopeOutcome",
@@ -73,8 +78,10 @@ __all__ = [
     "check_url",
     "collect",
     "compare",
+    "config_from_experiment",
     "convert_trace",
     "is_http",
+    "load_experiment",
     "make_engine",
     "make_policy_checked",
     "make_predictor",
@@ -86,6 +93,7 @@ __all__ = [
     "serve_config",
     "split_key_values",
     "start_server",
+    "sweep",
     "trace_stats",
     "train_mope_artifact",
     "workload_frame",

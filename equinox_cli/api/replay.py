@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import pandas as pd
@@ -17,6 +17,7 @@ from equinox_cli.api.engines import (
     make_engine,
     managed_server,
 )
+from equinox_cli.api.experiment import load_experiment, value_text
 from equinox_cli.api.params import build_policies, make_predictor, params_of, route_policy_params
 from equinox_cli.api.profiles import resolve_profile
 from equinox_cli.api.runs import check_out, default_run_dir, versions
@@ -25,7 +26,7 @@ from equinox_cli.core.protocols import RunObserver
 from equinox_cli.core.schema import REPORT_SCHEMA
 from equinox_cli.core.types import Workload
 from equinox_cli.engines.sim.profiles import DEFAULT_PROFILE
-from equinox_cli.metrics.summary import MetricsConfig, RunTables, summarize
+from equinox_cli.metrics.summary import MetricsConfig, RunTables, policies_identical, summarize
 from equinox_cli.predict.artifact import Artifact
 from equinox_cli.report.parquet import write_report
 from equinox_cli.workload.build import WorkloadSpec, build_workload
@@ -60,9 +61,37 @@ class ReplayOutcome:
 
 def replay(config: ReplayConfig, observer: RunObserver | None = None) -> ReplayOutcome:
     """Run the workload under the policy and every baseline; write the report; return the numbers."""
+    check_out(config.out)
+    run = run_policies(
+        config,
+        observer,
+        lambda workload: (
+            config.out or default_run_dir(config.reports_root, workload.name, config.workload.seed)
+        ),
+    )
+    per_policy = {
+        name: {
+            "requests": tables.requests,
+            "clients": tables.clients,
+            "steps": tables.steps,
+            "timeline": tables.timeline,
+            "counters": tables.counters,
+        }
+        for name, tables in run.runs.items()
+    }
+    write_report(run.out_dir, run.meta, run.summary, per_policy)
+    return run
+
+
+def run_policies(
+    config: ReplayConfig,
+    observer: RunObserver | None = None,
+    out_dir: Callable[[Workload], Path] | None = None,
+) -> ReplayOutcome:
+    """Every policy's run and summary, nothing written (`out_dir` names where a report would go:
+    a managed vLLM server writes its logs beside it)."""
     check_engine(config.engine, config.http)
     check_engine_params(config.engine, config.engine_params)
-    check_out(config.out)
     profile = resolve_profile(config.profile, config.engine_params)
     workload, warnings = build_workload(config.workload)
     names = [config.policy, *config.baselines]
@@ -73,9 +102,9 @@ def replay(config: ReplayConfig, observer: RunObserver | None = None) -> ReplayO
             "a live server runs one policy: replay it once per server (no --baseline with an http:// "
             "engine; --engine vllm starts one server per policy)"
         )
-    out_dir = config.out or default_run_dir(config.reports_root, workload.name, config.workload.seed)
+    where = out_dir(workload) if out_dir is not None else Path(workload.name)
     routed = route_policy_params(config.policy_params, config.policy, list(policies))
-    managed = managed_server(config.engine, config.vllm, out_dir, config.predictor, routed, profile.kv_gate)
+    managed = managed_server(config.engine, config.vllm, where, config.predictor, routed, profile.kv_gate)
     artifacts: dict[Path, Artifact] = {}
     engine = make_engine(
         config.engine,
@@ -96,6 +125,11 @@ def replay(config: ReplayConfig, observer: RunObserver | None = None) -> ReplayO
             config.metrics,
         )
     summary = pd.DataFrame([run.summary for run in runs.values()])
+    if len(runs) > 1 and policies_identical(summary):
+        warnings.append(
+            "every policy gave identical results: the workload never queued on this engine "
+            "(raise --rate or --time-scale, or use a smaller profile)"
+        )
     run_meta = {
         "schema": REPORT_SCHEMA,
         "command": "replay",
@@ -113,18 +147,7 @@ def replay(config: ReplayConfig, observer: RunObserver | None = None) -> ReplayO
         "versions": versions(),
         **_http_meta(config.engine, runs),
     }
-    per_policy = {
-        name: {
-            "requests": run.requests,
-            "clients": run.clients,
-            "steps": run.steps,
-            "timeline": run.timeline,
-            "counters": run.counters,
-        }
-        for name, run in runs.items()
-    }
-    write_report(out_dir, run_meta, summary, per_policy)
-    return ReplayOutcome(out_dir, workload, summary, runs, warnings, run_meta)
+    return ReplayOutcome(where, workload, summary, runs, warnings, run_meta)
 
 
 def _http_meta(engine: str, runs: Mapping[str, RunTables]) -> dict[str, object]:
@@ -153,3 +176,46 @@ def _http_meta(engine: str, runs: Mapping[str, RunTables]) -> dict[str, object]:
         },
         "complete": bool(finished.all()),
     }
+
+
+def config_from_experiment(path: Path, base: ReplayConfig) -> ReplayConfig:
+    """`replay --config FILE`: the file's single run (its first policy under test, the rest as
+    baselines) on `base`'s engine and output settings. A grid of several runs is for `sweep`."""
+    experiment = load_experiment(path)
+    grids = {
+        "workloads": experiment.workloads,
+        "seeds": experiment.seeds,
+        "rates": experiment.rates,
+        "time_scales": experiment.time_scales,
+        **{f"params.{k}": v for k, v in experiment.params.items()},
+        **{f"engine_params.{k}": v for k, v in experiment.engine_params.items()},
+    }
+    for key, values in grids.items():
+        if len(values) > 1:
+            raise UserInputError(
+                f"{path}: {key} has {len(values)} values: replay runs one setting (run the grid with "
+                "`equinox sweep`)"
+            )
+    spec = WorkloadSpec(
+        source=experiment.workloads[0],
+        format=experiment.format,
+        tenants=experiment.tenants,
+        seed=experiment.seeds[0],
+        rate_rps=experiment.rates[0],
+        time_scale=experiment.time_scales[0],
+        duration_s=experiment.duration_s,
+        limit=experiment.limit,
+        start_s=experiment.start_s,
+        max_tokens=experiment.max_tokens,
+    )
+    (engine_params,) = experiment.engine_combos()
+    return replace(
+        base,
+        workload=spec,
+        profile=experiment.profile,
+        policy=experiment.policies[0],
+        baselines=experiment.policies[1:],
+        policy_params=tuple(f"{k}={value_text(v[0])}" for k, v in experiment.params.items()),
+        engine_params=tuple(engine_params),
+        predictor=experiment.predictor,
+    )

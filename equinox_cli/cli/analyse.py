@@ -60,3 +60,47 @@ def compare(
         if as_json:
             err_console.print(f"{outcome.regressions} regression(s)")
         raise typer.Exit(1)
+
+
+SWEEP_EPILOG = "Example: equinox sweep benchmarks/regression.toml --out reports/sweep --jobs 2"
+
+
+def sweep(
+    config: Annotated[Path, typer.Argument(help="Experiment file (TOML, or YAML with PyYAML): see README.")],
+    out: Annotated[Path, typer.Option("--out", help="Sweep folder (rerun with the same one to resume).")],
+    jobs: Annotated[
+        int | None, typer.Option("--jobs", help="Parallel processes on this machine (default: one per CPU).")
+    ] = None,
+    ray: Annotated[
+        str | None,
+        typer.Option("--ray", help="Run the cells as Ray tasks on the cluster at ADDRESS (e.g. auto)."),
+    ] = None,
+    as_json: o.JsonOpt = False,
+) -> None:
+    """Run an experiment's grid (workloads × policies × -P/-E values × rates or time scales × seeds),
+    in parallel; finished cells are kept and skipped on a rerun; one cells.parquet of all of them."""
+    if jobs is not None:
+        api.check_number("--jobs", jobs, 1, 1024, integer=True)
+
+    def progress(done: int, total: int) -> None:
+        if not as_json and err_console.is_terminal:
+            err_console.print(f"cells {done}/{total}", end="\r")
+
+    outcome = api.sweep(api.SweepConfig(config, out, jobs, ray), progress)
+    warn(outcome.warnings)
+    figures = {
+        "out": str(outcome.out_dir),
+        "cells": len(outcome.cells),
+        "ran": outcome.ran,
+        "skipped": outcome.skipped,
+        "workers": outcome.workers,
+        "wall_s": round(outcome.wall_s, 3),
+        "cells_s_sum": round(outcome.cell_s_sum, 3),
+    }
+    if as_json:
+        out_console.print_json(json.dumps(figures))
+        return
+    out_console.print(
+        f"{outcome.ran} cells run, {outcome.skipped} already done, {outcome.workers} workers, "
+        f"{outcome.wall_s:.1f} s wall: {outcome.out_dir / 'cells.parquet'}"
+    )

@@ -42,12 +42,14 @@ app.command(
 )(serve_cmd.serve)
 app.command("train-mope", epilog=learn.TRAIN_EPILOG)(learn.train_mope)
 app.command(epilog=analyse.COMPARE_EPILOG)(analyse.compare)
+app.command(epilog=analyse.SWEEP_EPILOG)(analyse.sweep)
 
 
 @app.command(
     epilog="Example: equinox replay overload --profile a10g-llama2-7b --baseline vtc --baseline fcfs"
 )
 def replay(
+    ctx: typer.Context,
     workload: o.WorkloadArg = None,
     engine: o.EngineOpt = "sim",
     profile: Annotated[
@@ -109,6 +111,14 @@ def replay(
     start: o.StartOpt = 0.0,
     tokenizer: o.TokenizerOpt = None,
     max_tokens: o.MaxTokensOpt = DEFAULT_MAX_TOKENS,
+    experiment: Annotated[
+        Path | None,
+        typer.Option(
+            "--config",
+            help="An experiment file (as for `equinox sweep`) with one setting: it gives the workload, "
+            "policies, parameters and profile; the command line gives the engine and the output.",
+        ),
+    ] = None,
 ) -> None:
     """Replay a multi-tenant workload under a policy and baselines; print a comparison; write Parquet.
 
@@ -134,6 +144,10 @@ def replay(
         vllm=o.vllm_options(vllm_model, vllm_python, vllm_arg),
         out=out,
     )
+    if experiment is not None:
+        _no_run_options_beside(ctx, experiment)
+        config = api.config_from_experiment(experiment, config)
+        profile, engine_param = config.profile, list(config.engine_params)
     observer = None if as_json or not err_console.is_terminal else RichProgressObserver(err_console)
     outcome = api.replay(config, observer)
     _warn(outcome.warnings)
@@ -150,6 +164,34 @@ def replay(
     out_console.print(clients_table({n: r.clients for n, r in outcome.runs.items()}))
     out_console.print(f"Parquet report: {outcome.out_dir}")
     _fail_if_incomplete(outcome.summary, outcome.out_dir)
+
+
+FILE_OPTIONS = {  # what an experiment file sets (replay --config): parameter name → option
+    "workload": "WORKLOAD",
+    "profile": "--profile",
+    "policy": "--policy",
+    "baseline": "--baseline",
+    "param": "-P",
+    "engine_param": "-E",
+    "predictor": "--predictor",
+    "fmt": "--format",
+    "tenants": "--tenants",
+    "seed": "--seed",
+    "rate": "--rate",
+    "time_scale": "--time-scale",
+    "duration": "--duration",
+    "limit": "--limit",
+    "start": "--start",
+    "max_tokens": "--max-tokens",
+}
+
+
+def _no_run_options_beside(ctx: typer.Context, experiment: Path) -> None:
+    """With --config the file is the experiment: a run option on the command line is a mistake."""
+    for name, flag in FILE_OPTIONS.items():
+        source = ctx.get_parameter_source(name)
+        if source is not None and source.name == "COMMANDLINE":
+            raise api.UserInputError(f"{flag}: set it in {experiment} (--config gives the whole run)")
 
 
 def _fail_if_incomplete(summary: object, out_dir: Path) -> None:

@@ -23,7 +23,10 @@ def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
     [
         (["replay", "--rate", "fast"], "Invalid value for '--rate'"),
         (["replay", "--bogus"], "No such option: --bogus"),
-        (["bogus"], "No such command 'bogus'; valid: collect, compare, replay, serve, traces, train-mope, version"),
+        (
+            ["bogus"],
+            "No such command 'bogus'; valid: collect, compare, replay, serve, traces, train-mope, version",
+        ),
         (["traces", "bogus"], "valid: convert, stats"),
         (["replay", "a", "b"], "unexpected extra argument"),
         (["replay", "--rate", "inf"], "--rate inf: expected a finite number in (0, 1000000]"),
