@@ -37,6 +37,7 @@ from equinox_cli.api.params import (
 )
 from equinox_cli.api.profiles import calibrated_profile, profile_from_fit, profile_from_steps, resolve_profile
 from equinox_cli.api.replay import ReplayConfig, ReplayOutcome, config_from_experiment, replay
+from equinox_cli.api.report import report
 from equinox_cli.api.serve import ServeOptions, serve_config, start_server
 from equinox_cli.api.sweep import SweepConfig, SweepOutcome, sweep
 from equinox_cli.api.traces import convert_trace, trace_stats, workload_frame
@@ -88,6 +89,7 @@ __all__ = [
     "profile_from_fit",
     "profile_from_steps",
     "replay",
+    "report",
     "resolve_profile",
     "route_policy_params",
     "serve_config",

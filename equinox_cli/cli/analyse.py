@@ -104,3 +104,19 @@ def sweep(
         f"{outcome.ran} cells run, {outcome.skipped} already done, {outcome.workers} workers, "
         f"{outcome.wall_s:.1f} s wall: {outcome.out_dir / 'cells.parquet'}"
     )
+
+
+REPORT_EPILOG = "Example: equinox report reports/20261203-overload-seed42 && xdg-open reports/.../report.html"
+
+
+def report(
+    folder: Annotated[Path, typer.Argument(help="A report folder (replay) or a sweep folder.")],
+    out: Annotated[
+        Path | None, typer.Option("--out", help="The HTML file (default: DIR/report.html; PNGs beside it).")
+    ] = None,
+) -> None:
+    """Draw a run's figures (service rate per tenant over time, counters, TTFT and E2E CDFs per
+    tenant, fairness, throughput and utilisation over time) or a sweep's (load curves, the
+    fairness-throughput Pareto front) into one HTML file that opens offline, plus PNGs."""
+    path = api.report(folder, out)
+    out_console.print(f"report: {path} (PNGs in {path.parent / 'figures'})")

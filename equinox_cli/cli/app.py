@@ -43,6 +43,7 @@ app.command(
 app.command("train-mope", epilog=learn.TRAIN_EPILOG)(learn.train_mope)
 app.command(epilog=analyse.COMPARE_EPILOG)(analyse.compare)
 app.command(epilog=analyse.SWEEP_EPILOG)(analyse.sweep)
+app.command(epilog=analyse.REPORT_EPILOG)(analyse.report)
 
 
 @app.command(
@@ -119,6 +120,9 @@ def replay(
             "policies, parameters and profile; the command line gives the engine and the output.",
         ),
     ] = None,
+    html: Annotated[
+        bool, typer.Option("--html", help="Also write report.html and figures/ into the report folder.")
+    ] = False,
 ) -> None:
     """Replay a multi-tenant workload under a policy and baselines; print a comparison; write Parquet.
 
@@ -151,6 +155,8 @@ def replay(
     observer = None if as_json or not err_console.is_terminal else RichProgressObserver(err_console)
     outcome = api.replay(config, observer)
     _warn(outcome.warnings)
+    if html:
+        api.report(outcome.out_dir)
     if as_json:
         rows = [{k: _clean(v) for k, v in row.items()} for row in outcome.summary.to_dict("records")]
         out_console.print_json(json.dumps({"out": str(outcome.out_dir), "summary": rows}))
