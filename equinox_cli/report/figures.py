@@ -173,12 +173,17 @@ def sweep_figures(cells: pd.DataFrame) -> list[Figure]:
             where = f"{workload} {engine}".strip()
             slug = f"load-{len(figures) + 1}"
             figures.append(Figure(slug, f"{where}: {title} vs load", label, title, series))
-    figures.append(pareto_figure(cells.assign(arm=arm)))
+    setting = ["workload", load, "engine_params"]
+    for values, group in cells.assign(arm=arm).groupby(setting, sort=False):
+        means = group.groupby("arm", sort=False)[["output_tokens_per_s", "service_diff_max"]].mean()
+        where = " ".join(f"{v}" for v in values if v != "")
+        figures.append(pareto_figure(means.reset_index(), f"pareto-{len(figures) + 1}", where))
     return figures
 
 
-def pareto_figure(cells: pd.DataFrame) -> Figure:
-    """Each cell's throughput vs service difference; the front = cells no other beats on both."""
+def pareto_figure(cells: pd.DataFrame, slug: str, where: str) -> Figure:
+    """Each arm's throughput vs service difference (means over seeds) at one setting; the front =
+    the arms no other beats on both."""
     x = cells["output_tokens_per_s"].to_numpy(float)
     y = cells["service_diff_max"].to_numpy(float)
     series = [
@@ -194,8 +199,8 @@ def pareto_figure(cells: pd.DataFrame) -> Figure:
     order = np.argsort(x[front])
     series.append(Series("Pareto front", x[front][order], y[front][order], "front"))
     return Figure(
-        "pareto",
-        "fairness–throughput trade-off (each cell)",
+        slug,
+        f"{where}: fairness–throughput trade-off (mean over seeds)",
         "output tokens/s (higher is better)",
         "service difference max (lower is better)",
         series,
