@@ -158,8 +158,7 @@ def replay(
     if html:
         api.report(outcome.out_dir)
     if as_json:
-        rows = [{k: _clean(v) for k, v in row.items()} for row in outcome.summary.to_dict("records")]
-        out_console.print_json(json.dumps({"out": str(outcome.out_dir), "summary": rows}))
+        out_console.print_json(json.dumps(_replay_document(outcome), default=str))
         _fail_if_incomplete(outcome.summary, outcome.out_dir)
         return
     where = f"profile {profile}" if engine == "sim" else f"engine {engine}"
@@ -170,6 +169,31 @@ def replay(
     out_console.print(clients_table({n: r.clients for n, r in outcome.runs.items()}))
     out_console.print(f"Parquet report: {outcome.out_dir}")
     _fail_if_incomplete(outcome.summary, outcome.out_dir)
+
+
+def _records(frame: object) -> list[dict[str, object]]:
+    import pandas as pd
+
+    assert isinstance(frame, pd.DataFrame)
+    return [{k: _clean(v) for k, v in row.items()} for row in frame.to_dict("records")]
+
+
+def _replay_document(outcome: api.ReplayOutcome) -> dict[str, object]:
+    """`replay --json`: what ran (schema version, seed, workload, engine, profile) and its numbers,
+    per policy and per tenant."""
+    meta = outcome.meta
+    profile = meta.get("profile")
+    return {
+        "schema": meta.get("schema"),
+        "out": str(outcome.out_dir),
+        "workload": meta.get("workload_name"),
+        "seed": meta.get("seed"),
+        "engine": meta.get("engine"),
+        "engine_params": meta.get("engine_params"),
+        "profile": profile.get("name") if isinstance(profile, dict) else profile,
+        "summary": _records(outcome.summary),
+        "clients": {name: _records(run.clients) for name, run in outcome.runs.items()},
+    }
 
 
 FILE_OPTIONS = {  # what an experiment file sets (replay --config): parameter name → option
