@@ -36,7 +36,7 @@ from equinox_cli.api.params import (
     split_key_values,
 )
 from equinox_cli.api.profiles import calibrated_profile, profile_from_fit, profile_from_steps, resolve_profile
-from equinox_cli.api.replay import ReplayConfig, ReplayOutcome, config_from_experiment, replay
+from equinox_cli.api.replay import ReplayConfig, ReplayOutcome, config_from_experiment, metrics_config, replay
 from equinox_cli.api.report import report
 from equinox_cli.api.serve import ServeOptions, serve_config, start_server
 from equinox_cli.api.sweep import SweepConfig, SweepOutcome, sweep
@@ -86,6 +86,7 @@ __all__ = [
     "make_engine",
     "make_policy_checked",
     "make_predictor",
+    "metrics_config",
     "profile_from_fit",
     "profile_from_steps",
     "replay",

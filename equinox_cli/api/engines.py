@@ -97,10 +97,11 @@ def managed_server(
     """For `--engine vllm`: the server recipe; its logs go beside the report (OUT.server-logs/)."""
     if engine != "vllm":
         return None
-    from equinox_cli.engines.vllm.launcher import check_model_folder, tiny_model_path
+    from equinox_cli.engines.vllm.launcher import check_has_vllm, check_model_folder, tiny_model_path
     from equinox_cli.engines.vllm.managed import ManagedServer
 
     predictor_from_spec(predictor, None, {})  # the server would fail on it: oracle, a bad path
+    check_has_vllm(options.python)
     model = options.model or tiny_model_path(options.python)
     check_model_folder(model)
     return ManagedServer(
@@ -158,3 +159,14 @@ def _read_api_keys(path: Path) -> dict[str, str]:
     if not isinstance(data, dict) or not all(isinstance(v, str) for v in data.values()):
         raise UserInputError(f"{path}: expected a JSON object {{client_id: API key}}")
     return {str(k): v for k, v in data.items()}
+
+
+def utilisation_label(engine: str, options: VllmOptions) -> str:
+    """What a run's `gpu_util` measures on this engine (the tables label it so)."""
+    if engine == "sim":
+        return "GPU util (modelled)"
+    if engine == "vllm":
+        from equinox_cli.engines.vllm.launcher import utilisation_label as vllm_label
+
+        return vllm_label(options.python)
+    return "utilisation (not seen by a client)"

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from equinox_cli.core.errors import UserInputError
+from equinox_cli.core.slo import parse_slos
 from equinox_cli.engines.sim.profiles import DEFAULT_PROFILE
 from equinox_cli.policies import POLICY_NAMES
 from equinox_cli.workload.limits import DEFAULT_MAX_TOKENS
@@ -38,6 +39,7 @@ SCALAR_KEYS: dict[str, type | tuple[type, ...]] = {
     "format": str,
     "max_tokens": int,
     "start_s": (int, float),
+    "slo": list,  # of --slo values: ["ttft=2,tpot=0.1", "chat:ttft=1"]
 }
 TABLE_KEYS = ("params", "engine_params")
 
@@ -58,6 +60,7 @@ class Experiment:
     format: str | None = None
     max_tokens: int = DEFAULT_MAX_TOKENS
     start_s: float = 0.0
+    slo: tuple[str, ...] = ()
     params: Mapping[str, tuple[Scalar, ...]] = field(default_factory=dict)  # "policy.key" → values
     engine_params: Mapping[str, tuple[Scalar, ...]] = field(default_factory=dict)
 
@@ -100,6 +103,15 @@ def load_experiment(path: Path) -> Experiment:
     for key, kinds in SCALAR_KEYS.items():
         if key in data:
             values[key] = _scalar(path, key, data[key], kinds)
+    if "slo" in values:
+        slos = values["slo"]
+        if not all(isinstance(v, str) for v in slos):  # type: ignore[attr-defined]
+            raise UserInputError(f'{path}: slo: expected a list of strings such as "ttft=2,tpot=0.1"')
+        try:
+            parse_slos(slos)  # type: ignore[arg-type]
+        except UserInputError as exc:
+            raise UserInputError(f"{path}: slo: {exc}") from None
+        values["slo"] = tuple(slos)  # type: ignore[arg-type]
     for policy in values["policies"]:  # type: ignore[attr-defined]
         if policy not in POLICY_NAMES:
             valid = ", ".join(POLICY_NAMES)

@@ -8,8 +8,10 @@ from pathlib import Path
 
 from equinox_cli.core.errors import UserInputError
 from equinox_cli.core.protocols import OutputPredictor, Policy
+from equinox_cli.core.slo import SloSet
 from equinox_cli.core.types import Workload
 from equinox_cli.policies import NEEDS_PREDICTOR, POLICY_NAMES, make_policy
+from equinox_cli.policies.equinox import EquinoxPolicy
 from equinox_cli.predict.artifact import Artifact
 from equinox_cli.predict.baselines import MovingAveragePredictor
 from equinox_cli.predict.registry import predictor_from_spec
@@ -45,17 +47,27 @@ def make_policy_checked(name: str, params: Mapping[str, str]) -> None:
 
 
 def build_policies(
-    names: Sequence[str], policy_params: Sequence[str], predictor: str, workload: Workload
+    names: Sequence[str],
+    policy_params: Sequence[str],
+    predictor: str,
+    workload: Workload,
+    slo: SloSet | None = None,
 ) -> dict[str, Policy]:
     """One fresh policy per name (the first is the main one for `-P key=value`); equinox and
-    vtc-pred each get their own fresh predictor."""
+    vtc-pred each get their own fresh predictor. The run's SLOs (`--slo`) are Equinox's unless
+    -P sets ttft_slo_s / tpot_slo_s; per-tenant SLOs apply to their tenants."""
     unique = list(dict.fromkeys(names))
     routed = route_policy_params(policy_params, unique[0], unique)
+    if slo is not None and "equinox" in routed:
+        routed["equinox"].setdefault("ttft_slo_s", repr(slo.default.ttft_s))
+        routed["equinox"].setdefault("tpot_slo_s", repr(slo.default.tpot_s))
     artifacts: dict[Path, Artifact] = {}
     policies: dict[str, Policy] = {}
     for name in unique:
         model = make_predictor(predictor, workload, artifacts) if name in NEEDS_PREDICTOR else None
         policies[name] = make_policy(name, routed[name], model)
+        if slo is not None and isinstance(policies[name], EquinoxPolicy):
+            policies[name].tenant_slos = dict(slo.per_client)  # type: ignore[attr-defined]
     return policies
 
 

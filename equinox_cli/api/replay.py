@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -16,6 +16,7 @@ from equinox_cli.api.engines import (
     is_http,
     make_engine,
     managed_server,
+    utilisation_label,
 )
 from equinox_cli.api.experiment import load_experiment, value_text
 from equinox_cli.api.params import build_policies, make_predictor, params_of, route_policy_params
@@ -24,6 +25,7 @@ from equinox_cli.api.runs import check_out, default_run_dir, versions
 from equinox_cli.core.errors import UserInputError
 from equinox_cli.core.protocols import RunObserver
 from equinox_cli.core.schema import REPORT_SCHEMA
+from equinox_cli.core.slo import parse_slos
 from equinox_cli.core.types import Workload
 from equinox_cli.engines.sim.profiles import DEFAULT_PROFILE
 from equinox_cli.metrics.summary import MetricsConfig, RunTables, policies_identical, summarize
@@ -96,7 +98,7 @@ def run_policies(
     workload, warnings = build_workload(config.workload)
     names = [config.policy, *config.baselines]
     # validates names, -P and --predictor before the runs
-    policies = build_policies(names, config.policy_params, config.predictor, workload)
+    policies = build_policies(names, config.policy_params, config.predictor, workload, config.metrics.slo)
     if is_http(config.engine) and len(policies) > 1:
         raise UserInputError(
             "a live server runs one policy: replay it once per server (no --baseline with an http:// "
@@ -141,6 +143,7 @@ def run_policies(
         "engine": config.engine,
         "engine_params": list(config.engine_params),
         "profile": asdict(profile),
+        "utilisation": utilisation_label(config.engine, config.vllm),
         "policies": {name: params_of(p) for name, p in policies.items()},
         "predictor": config.predictor,
         "metrics": asdict(config.metrics),
@@ -218,4 +221,10 @@ def config_from_experiment(path: Path, base: ReplayConfig) -> ReplayConfig:
         policy_params=tuple(f"{k}={value_text(v[0])}" for k, v in experiment.params.items()),
         engine_params=tuple(engine_params),
         predictor=experiment.predictor,
+        metrics=metrics_config(experiment.slo),
     )
+
+
+def metrics_config(slos: Sequence[str]) -> MetricsConfig:
+    """The metric settings of a run from its `--slo` values."""
+    return MetricsConfig(slo=parse_slos(slos))

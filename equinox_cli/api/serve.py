@@ -14,7 +14,13 @@ from pathlib import Path
 from equinox_cli.api.params import make_policy_checked, route_policy_params
 from equinox_cli.core.errors import UserInputError
 from equinox_cli.engines.vllm import launcher
-from equinox_cli.engines.vllm.launcher import ServeConfig, Server, check_startable, tiny_model_path
+from equinox_cli.engines.vllm.launcher import (
+    ServeConfig,
+    Server,
+    check_has_vllm,
+    check_startable,
+    tiny_model_path,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +65,7 @@ def serve_config(options: ServeOptions) -> ServeConfig:
         kv_gate=options.kv_gate,
     )
     check_startable(config)
+    check_has_vllm(config.python)
     return config
 
 

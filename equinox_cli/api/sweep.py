@@ -24,7 +24,7 @@ import pandas as pd
 from equinox_cli.api.experiment import Experiment, load_experiment
 from equinox_cli.api.params import make_policy_checked, route_policy_params
 from equinox_cli.api.profiles import resolve_profile
-from equinox_cli.api.replay import ReplayConfig, run_policies
+from equinox_cli.api.replay import ReplayConfig, metrics_config, run_policies
 from equinox_cli.api.runs import versions
 from equinox_cli.core.errors import UserInputError
 from equinox_cli.metrics.summary import policies_identical
@@ -53,6 +53,7 @@ class Cell:
     format: str | None
     max_tokens: int
     start_s: float
+    slo: tuple[str, ...] = ()
 
     @property
     def cell_id(self) -> str:
@@ -68,7 +69,8 @@ class Cell:
             f"scale={self.time_scale:g}",
             f"profile={self.profile}",
         ]
-        return " ".join([*parts, *(f"-E {e}" for e in self.engine_params), *(f"-P {p}" for p in self.params)])
+        settings = [*(f"-E {e}" for e in self.engine_params), *(f"--slo {v}" for v in self.slo)]
+        return " ".join([*parts, *settings, *(f"-P {p}" for p in self.params)])
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,6 +120,7 @@ def cells_of(experiment: Experiment) -> list[Cell]:
                                         experiment.format,
                                         experiment.max_tokens,
                                         experiment.start_s,
+                                        experiment.slo,
                                     )
                                 )
     return cells
@@ -164,6 +167,7 @@ def run_cell(cell: Cell) -> pd.DataFrame:
         policy_params=cell.params,
         engine_params=cell.engine_params,
         predictor=cell.predictor,
+        metrics=metrics_config(cell.slo),
     )
     outcome = run_policies(config)
     row = outcome.summary.assign(

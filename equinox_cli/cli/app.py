@@ -120,6 +120,7 @@ def replay(
             "policies, parameters and profile; the command line gives the engine and the output.",
         ),
     ] = None,
+    slo: o.SloOpt = None,
     html: Annotated[
         bool, typer.Option("--html", help="Also write report.html and figures/ into the report folder.")
     ] = False,
@@ -147,6 +148,7 @@ def replay(
         ),
         vllm=o.vllm_options(vllm_model, vllm_python, vllm_arg),
         out=out,
+        metrics=api.metrics_config(tuple(slo or ())),
     )
     if experiment is not None:
         _no_run_options_beside(ctx, experiment)
@@ -165,7 +167,8 @@ def replay(
     if engine_param:  # the same engine for every policy: say which
         where += f" with -E {' '.join(engine_param)}"
     title = f"{outcome.workload.name}: {len(outcome.workload)} requests, {where}"
-    out_console.print(comparison_table(outcome.summary, title))
+    utilisation = str(outcome.meta.get("utilisation", "GPU util (modelled)"))
+    out_console.print(comparison_table(outcome.summary, title, utilisation))
     out_console.print(clients_table({n: r.clients for n, r in outcome.runs.items()}))
     out_console.print(f"Parquet report: {outcome.out_dir}")
     _fail_if_incomplete(outcome.summary, outcome.out_dir)
@@ -213,6 +216,7 @@ FILE_OPTIONS = {  # what an experiment file sets (replay --config): parameter na
     "limit": "--limit",
     "start": "--start",
     "max_tokens": "--max-tokens",
+    "slo": "--slo",
 }
 
 

@@ -183,3 +183,13 @@ def policy_param_help() -> str:
 
 
 ENGINE_PARAM_HELP = f"Simulated engine override key=value; keys: {', '.join(ENGINE_KEYS)}."
+
+SloOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--slo",
+        help="Latency objectives: ttft=SECONDS,tpot=SECONDS for every tenant (default ttft=2,tpot=0.2), "
+        "TENANT:ttft=...,tpot=... for one (repeatable). Goodput counts requests within their tenant's; "
+        "Equinox aims at them unless -P sets ttft_slo_s/tpot_slo_s.",
+    ),
+]

@@ -12,7 +12,7 @@ COMPARISON_ROWS = (
     ("throughput (output tok/s)", "output_tokens_per_s", "{:.0f}"),
     ("requests/s", "requests_per_s", "{:.2f}"),
     ("goodput (req/s in SLO)", "goodput_requests_per_s", "{:.2f}"),
-    ("GPU util (modelled)", "gpu_util_mean", "{:.1%}"),
+    ("utilisation", "gpu_util_mean", "{:.1%}"),  # labelled per engine: see comparison_table
     ("TTFT mean (s)", "ttft_mean_s", "{:.2f}"),
     ("TTFT p50 (s)", "ttft_p50_s", "{:.2f}"),
     ("TTFT p99 (s)", "ttft_p99_s", "{:.2f}"),
@@ -36,13 +36,15 @@ def _fmt(value: object, style: str) -> str:
     return style.format(float(value))
 
 
-def comparison_table(summary: pd.DataFrame, title: str) -> Table:
+def comparison_table(summary: pd.DataFrame, title: str, utilisation: str = "GPU util (modelled)") -> Table:
+    """`utilisation`: what gpu_util_mean is on this engine (modelled, NVML, a CPU busy fraction)."""
     table = Table(title=title, title_justify="left")
-    table.add_column("metric")
+    table.add_column("metric", overflow="fold")
     for policy in summary["policy"]:
-        table.add_column(str(policy), justify="right")
+        table.add_column(str(policy), justify="right", overflow="fold")
     rows = summary.set_index("policy")
     for label, key, style in COMPARISON_ROWS:
+        label = utilisation if key == "gpu_util_mean" else label
         if key is None:
             cells = [f"{int(rows.loc[p, 'finished'])} / {int(rows.loc[p, 'rejected'])}" for p in rows.index]
         else:
@@ -53,11 +55,11 @@ def comparison_table(summary: pd.DataFrame, title: str) -> Table:
 
 def clients_table(clients_by_policy: dict[str, pd.DataFrame]) -> Table:
     table = Table(title="Per-client service rate (weighted tokens/s) and mean TTFT (s)", title_justify="left")
-    table.add_column("client")
-    table.add_column("demand/s", justify="right")
+    table.add_column("client", overflow="fold")
+    table.add_column("demand/s", justify="right", overflow="fold")
     for policy in clients_by_policy:
-        table.add_column(f"{policy} svc/s", justify="right")
-        table.add_column(f"{policy} TTFT", justify="right")
+        table.add_column(f"{policy} svc/s", justify="right", overflow="fold")
+        table.add_column(f"{policy} TTFT", justify="right", overflow="fold")
     first = next(iter(clients_by_policy.values()))
     window = first["service"].sum() / first["service_rate"].sum() if first["service_rate"].sum() else 1.0
     for i, row in first.iterrows():
@@ -74,7 +76,7 @@ def clients_table(clients_by_policy: dict[str, pd.DataFrame]) -> Table:
 def stats_table(stats: dict[str, object], per_client: pd.DataFrame, title: str) -> Table:
     table = Table(title=title, title_justify="left")
     for column in per_client.columns:
-        table.add_column(str(column), justify="left" if column == "client_id" else "right")
+        table.add_column(str(column), justify="left" if column == "client_id" else "right", overflow="fold")
     for _, row in per_client.iterrows():
         table.add_row(*[_cell(v) for v in row.tolist()])
     table.caption = "  ".join(f"{k}={_cell(v)}" for k, v in stats.items())
@@ -92,7 +94,9 @@ def mope_output_table(metrics: pd.DataFrame) -> Table:
     rows = metrics[metrics["target"] == "output_tokens"]
     table = Table(title="output tokens: held-out accuracy")
     for column in ("split", "predictor", "rows", "MAE", "median AE", "MAPE", "bucket acc", "Kendall τ"):
-        table.add_column(column, justify="left" if column in ("split", "predictor") else "right")
+        table.add_column(
+            column, justify="left" if column in ("split", "predictor") else "right", overflow="fold"
+        )
     for row in rows.itertuples(index=False):
         table.add_row(
             str(row.split),
@@ -113,7 +117,9 @@ def mope_other_table(metrics: pd.DataFrame) -> Table:
     pivot = rows.pivot_table(index=["target", "split"], columns="predictor", values="mae", sort=False)
     table = Table(title="other targets: held-out MAE")
     for column in ("target", "split", "mope", "single", "constant"):
-        table.add_column(column, justify="left" if column in ("target", "split") else "right")
+        table.add_column(
+            column, justify="left" if column in ("target", "split") else "right", overflow="fold"
+        )
     for (target, split), row in pivot.iterrows():
         table.add_row(
             str(target),
@@ -127,7 +133,9 @@ def compare_table(rows: pd.DataFrame, title: str) -> Table:
     """`equinox compare`: one row per (run, policy, metric); means ± 95 % intervals across seeds."""
     table = Table(title=title, title_justify="left")
     for column in ("run", "policy", "metric", "base", "new", "change", "rule", "verdict"):
-        table.add_column(column, justify="right" if column in ("base", "new", "change") else "left")
+        table.add_column(
+            column, justify="right" if column in ("base", "new", "change") else "left", overflow="fold"
+        )
     verdict_style = {"regression": "[bold red]regression[/]", "ok": "[green]ok[/]", "info": ""}
     for row in rows.itertuples(index=False):
         table.add_row(

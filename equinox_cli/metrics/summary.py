@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from equinox_cli.core.slo import SloSet
 from equinox_cli.metrics.fairness import (
     counter_gaps,
     normalised_jain,
@@ -24,8 +25,7 @@ from equinox_cli.metrics.service import ServiceConfig, client_totals, timeline
 @dataclass(frozen=True, slots=True)
 class MetricsConfig:
     service: ServiceConfig = field(default_factory=ServiceConfig)
-    ttft_slo_s: float = 5.0
-    tpot_slo_s: float = 0.2
+    slo: SloSet = field(default_factory=SloSet)  # goodput: each request against its tenant's SLO
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,9 +47,10 @@ def _system(requests: pd.DataFrame, steps: pd.DataFrame, cfg: MetricsConfig) -> 
     finished = requests[requests["status"] == "finished"]
     makespan = float(requests["finish_s"].max()) if len(requests) else 0.0
     busy = float((steps["gpu_util"] * steps["step_time_s"]).sum()) if len(steps) else 0.0
+    ttft_slo = finished["client_id"].map(lambda c: cfg.slo.for_client(str(c)).ttft_s).astype(float)
+    tpot_slo = finished["client_id"].map(lambda c: cfg.slo.for_client(str(c)).tpot_s).astype(float)
     good = finished[
-        (finished["ttft_s"] <= cfg.ttft_slo_s)
-        & ((finished["tpot_s"] <= cfg.tpot_slo_s) | finished["tpot_s"].isna())
+        (finished["ttft_s"] <= ttft_slo) & ((finished["tpot_s"] <= tpot_slo) | finished["tpot_s"].isna())
     ]
     per_s = 1.0 / makespan if makespan > 0 else float("nan")
     return {

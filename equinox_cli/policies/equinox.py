@@ -32,6 +32,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from equinox_cli.core.protocols import OutputPredictor
+from equinox_cli.core.slo import DEFAULT_TPOT_SLO_S, DEFAULT_TTFT_SLO_S, Slo
 from equinox_cli.core.types import Completion, Progress, Request
 from equinox_cli.policies.counter_base import CounterPolicy
 from equinox_cli.policies.gpu_time import GpuTimeModel
@@ -49,8 +50,8 @@ class EquinoxParams:
     w_q: float = 2.0
     latency_tokens: float = 0.0  # Λ: the most the latency term moves a client, in weighted tokens
     latency_ema: float = 0.2  # weight of each new latency observation in b_c
-    ttft_slo_s: float = 2.0
-    tpot_slo_s: float = 0.2
+    ttft_slo_s: float = DEFAULT_TTFT_SLO_S  # a run's --slo sets these unless -P does
+    tpot_slo_s: float = DEFAULT_TPOT_SLO_S
     order: str = "sjf"  # within a client: sjf (shortest predicted first, aged) | fifo
     aging_tokens_per_s: float = 50.0
     newcomer_first: bool = False  # lift to just below the next-served client's HF, not beside it
@@ -106,6 +107,7 @@ class EquinoxPolicy(CounterPolicy):
         self._tokens_served = 0.0
         self._last_admit_s: dict[str, float] = {}
         self._observations: dict[str, int] = {}
+        self.tenant_slos: Mapping[str, Slo] = {}  # per-tenant objectives (--slo TENANT:...)
 
     @property
     def beta(self) -> float:
@@ -185,7 +187,8 @@ class EquinoxPolicy(CounterPolicy):
         """The TTFT a user of this request should expect: the SLO, or its prefill alone (× slack)."""
         p = self.params
         if p.ttft_target == "slo":
-            return p.ttft_slo_s
+            slo = self.tenant_slos.get(request.client_id)
+            return slo.ttft_s if slo is not None else p.ttft_slo_s
         return p.alone_slack * self.gpu.prefill_s(request.prompt_tokens)
 
     def _observe_latency(self, client: str, excess: float) -> None:
@@ -249,4 +252,5 @@ class EquinoxPolicy(CounterPolicy):
         if decode_tokens <= 0:
             return ttft
         tpot_s = (completion.now_s - completion.first_token_s) / decode_tokens
-        return max(ttft, latency_excess(tpot_s, p.tpot_slo_s))
+        slo = self.tenant_slos.get(request.client_id)
+        return max(ttft, latency_excess(tpot_s, slo.tpot_s if slo is not None else p.tpot_slo_s))

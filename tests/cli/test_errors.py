@@ -25,7 +25,8 @@ def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
         (["replay", "--bogus"], "No such option: --bogus"),
         (
             ["bogus"],
-            "No such command 'bogus'; valid: collect, compare, replay, report, serve, sweep, traces, train-mope, version",
+            "No such command 'bogus'; valid: collect, compare, replay, report, serve, sweep, traces, "
+            "train-mope, version",
         ),
         (["traces", "bogus"], "valid: convert, stats"),
         (["replay", "a", "b"], "unexpected extra argument"),

@@ -85,6 +85,22 @@ def is_cpu_build(python: str) -> bool:
     return subprocess.run([python, "-c", code], capture_output=True, check=False).returncode == 0
 
 
+def check_has_vllm(python: str) -> None:
+    """The interpreter that will run the server can import vllm (else a one-line error, not a
+    server that dies during start-up)."""
+    code = "import importlib.util, sys; sys.exit(importlib.util.find_spec('vllm') is None)"
+    if subprocess.run([python, "-c", code], capture_output=True, check=False).returncode != 0:
+        raise UserInputError(
+            f"{python} cannot import vllm: give an interpreter that has it with --python (make one with "
+            "`bash .ci/vllm-venv`: the CPU build), or install it (pip install 'equinox-cli[gpu]')"
+        )
+
+
+def utilisation_label(python: str) -> str:
+    """What the plug-in's gpu_util is under this interpreter's vLLM."""
+    return "engine busy (CPU build)" if is_cpu_build(python) else "GPU util (NVML)"
+
+
 def server_env(config: ServeConfig) -> dict[str, str]:
     env = dict(os.environ)
     env.update(
