@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -29,13 +30,18 @@ class TrainMopeOutcome:
     mae_ratio: dict[str, float]
 
 
-def train_mope_artifact(config: TrainMopeConfig) -> TrainMopeOutcome:
-    """Train and evaluate MoPE from collected data; write predictors/<name>/ atomically."""
+def train_mope_artifact(
+    config: TrainMopeConfig, progress: Callable[[str], None] | None = None
+) -> TrainMopeOutcome:
+    """Train and evaluate MoPE from collected data; write predictors/<name>/ atomically. `progress`
+    hears each stage."""
     name = config.name or (config.out.name if config.out else f"mope-{time.strftime('%Y%m%d-%H%M%S')}")
     out_dir = config.out or config.predictors_root / name
     check_out(out_dir)
+    if progress is not None:
+        progress("loading " + ", ".join(map(str, config.data)))
     collected = load_collected(config.data)
-    result = train_mope(collected, config.train)
+    result = train_mope(collected, config.train, progress)
     ratio = {k: float(v) for k, v in mae_ratio(result.metrics).items()}
     manifest = {
         "name": name,

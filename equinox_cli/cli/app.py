@@ -154,7 +154,11 @@ def replay(
         _no_run_options_beside(ctx, experiment)
         config = api.config_from_experiment(experiment, config)
         profile, engine_param = config.profile, list(config.engine_params)
-    observer = None if as_json or not err_console.is_terminal else RichProgressObserver(err_console)
+    observer = (
+        None
+        if as_json or not err_console.is_terminal
+        else RichProgressObserver(err_console, simulated=engine == "sim")
+    )
     outcome = api.replay(config, observer)
     _warn(outcome.warnings)
     if html:

@@ -87,7 +87,11 @@ def collect(
         vllm=o.vllm_options(vllm_model, vllm_python, vllm_arg),
         out=out,
     )
-    observer = None if as_json or not err_console.is_terminal else RichProgressObserver(err_console)
+    observer = (
+        None
+        if as_json or not err_console.is_terminal
+        else RichProgressObserver(err_console, simulated=engine == "sim")
+    )
     outcome = api.collect(config, observer)
     warn(outcome.warnings)
     finished = int((outcome.requests["status"] == "finished").sum())
@@ -130,7 +134,14 @@ def train_mope(
     check_number("--min-expert-rows", min_expert_rows, 1, 1e9, integer=True)
     check_number("--max-step-rows", max_step_rows, 1, 1e9, integer=True)
     train = TrainConfig(FitConfig(seed=seed, min_expert_rows=min_expert_rows), min_rows, max_step_rows)
-    outcome = api.train_mope_artifact(api.TrainMopeConfig(tuple(data), out, train=train))
+    if as_json or not err_console.is_terminal:
+        outcome = api.train_mope_artifact(api.TrainMopeConfig(tuple(data), out, train=train))
+    else:
+        with err_console.status("train-mope: starting") as status:
+            outcome = api.train_mope_artifact(
+                api.TrainMopeConfig(tuple(data), out, train=train),
+                lambda stage: status.update(f"train-mope: {stage}"),
+            )
     warn(outcome.result.warnings)
     metrics = outcome.result.metrics
     if as_json:

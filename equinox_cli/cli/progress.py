@@ -14,16 +14,20 @@ from rich.progress import (
 
 
 class RichProgressObserver:
-    def __init__(self, console: Console) -> None:
-        self._progress = Progress(
+    """Requests done of all and the wall time; on the simulator also the simulated time (a live
+    engine's clock is the wall clock)."""
+
+    def __init__(self, console: Console, simulated: bool = True) -> None:
+        columns = [
             TextColumn("[bold]{task.description}"),
             BarColumn(),
             MofNCompleteColumn(),
-            TextColumn("sim {task.fields[sim_s]:.0f} s"),
-            TimeElapsedColumn(),
-            console=console,
-            transient=True,
-        )
+            TextColumn("requests"),
+        ]
+        if simulated:
+            columns.append(TextColumn("sim {task.fields[sim_s]:.0f} s"))
+        columns += [TextColumn("wall"), TimeElapsedColumn()]
+        self._progress = Progress(*columns, console=console, transient=True)
         self._task: TaskID | None = None
 
     def on_start(self, policy: str, total_requests: int) -> None:

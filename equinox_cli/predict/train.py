@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -103,7 +104,10 @@ def _fit_and_score(
     return mope, single, preds, te
 
 
-def train_mope(collected: Collected, config: TrainConfig) -> TrainResult:
+def train_mope(
+    collected: Collected, config: TrainConfig, progress: Callable[[str], None] | None = None
+) -> TrainResult:
+    """`progress` hears what is being fitted (minutes on a large collection)."""
     warnings: list[str] = []
     requests = _request_table(collected, config.min_rows)
     steps = _step_table(collected, config, warnings)
@@ -122,6 +126,8 @@ def train_mope(collected: Collected, config: TrainConfig) -> TrainResult:
                     warnings.append(f"split {split}: not applicable (fewer than two clients)")
                 continue
             for name in targets:
+                if progress is not None:
+                    progress(f"fitting {name} ({split} split, {int(masks[0].sum())} training rows)")
                 spec = TARGETS[name]
                 mope, single, preds, test = _fit_and_score(spec, table, *masks, config)
                 truth = table.truth[name].to_numpy()[test]
@@ -134,6 +140,8 @@ def train_mope(collected: Collected, config: TrainConfig) -> TrainResult:
                     rows += _throughput_rows(split, table, test, preds)
                 if split == "random":
                     kept_mope[name], kept_single[name] = mope, single
+    if progress is not None:
+        progress("fitting the step-time model")
     step_fit = fit_step_time(collected.steps) if not collected.steps.empty else None
     counts = {"requests": len(requests.truth), "steps": len(steps.truth) if steps is not None else 0}
     return TrainResult(

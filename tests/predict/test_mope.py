@@ -59,8 +59,14 @@ def test_splits_hold_out_rows_clients_and_the_latest_arrivals() -> None:
 
 
 def test_train_mope_reports_every_split_target_and_baseline(collected_dir: Path) -> None:
-    result = train_mope(load_collected([collected_dir]), SMALL)
+    stages: list[str] = []
+    result = train_mope(load_collected([collected_dir]), SMALL, stages.append)
     m = result.metrics
+    # every fit is announced before it runs (train-mope's progress line)
+    fits = {(s, t) for s, t in zip(m["split"], m["target"], strict=True) if t != "throughput_tokens_per_s"}
+    assert len(stages) == len(fits) + 1
+    assert stages[0].startswith("fitting output_tokens (random split")
+    assert stages[-1] == "fitting the step-time model"
     out = m[m["target"] == "output_tokens"]
     assert set(out["split"]) == {"random", "clients", "shift"}
     assert set(out["predictor"]) == {"mope", "single", "constant", "moving-average", "oracle"}
