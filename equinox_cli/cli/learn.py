@@ -56,6 +56,7 @@ def collect(
     deadline: o.DeadlineOpt = None,
     api_keys: o.ApiKeysOpt = None,
     allow_length_mismatch: o.AllowMismatchOpt = False,
+    http_api: o.ApiOpt = "vllm",
     vllm_model: o.VllmModelOpt = None,
     vllm_python: o.VllmPythonOpt = sys.executable,
     vllm_arg: o.VllmArgOpt = None,
@@ -82,7 +83,7 @@ def collect(
         policy_params=tuple(param or ()),
         engine_params=tuple(engine_param or ()),
         http=o.http_options(
-            model, max_concurrency, request_timeout, deadline, api_keys, allow_length_mismatch
+            model, max_concurrency, request_timeout, deadline, api_keys, allow_length_mismatch, http_api
         ),
         vllm=o.vllm_options(vllm_model, vllm_python, vllm_arg),
         out=out,

@@ -126,6 +126,15 @@ AllowMismatchOpt = Annotated[
         "finished (length_ok false) instead of making the run incomplete (exit 2).",
     ),
 ]
+ApiOpt = Annotated[
+    str,
+    typer.Option(
+        "--api",
+        help="http engine: vllm (/v1/completions, token ids, forced lengths, the tenant in vllm_xargs), "
+        "vllm-chat (/v1/chat/completions), openai or openai-chat (any OpenAI-compatible server: text "
+        "prompts, no extensions; lengths cannot be forced, so mismatches are reported, not failed).",
+    ),
+]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON instead of tables.")]
 
 
@@ -136,8 +145,11 @@ def http_options(
     deadline: float | None,
     api_keys: Path | None,
     allow_length_mismatch: bool = False,
+    api: str = "vllm",
 ) -> HttpOptions:
-    return HttpOptions(model, max_concurrency, request_timeout, deadline, api_keys, allow_length_mismatch)
+    return HttpOptions(
+        model, max_concurrency, request_timeout, deadline, api_keys, allow_length_mismatch, api
+    )
 
 
 def workload_spec(

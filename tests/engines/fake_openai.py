@@ -30,13 +30,22 @@ class Behaviour:
     seen: list[dict[str, object]] = field(default_factory=list)
     arrived: list[float] = field(default_factory=list)  # time.perf_counter() when each body was read
     auth: list[str | None] = field(default_factory=list)
+    paths: list[str] = field(default_factory=list)
+    tokens_per_chunk: int = 1  # >1: one text chunk carries several tokens (not vLLM: no token ids)
+    policy_info: dict[str, object] | None = None  # GET /equinox/policy answers this (None: 404)
 
 
 BEHAVIOUR = web.AppKey("behaviour", Behaviour)
 
 
-def _chunk(text: str) -> bytes:
-    return f"data: {json.dumps({'choices': [{'index': 0, 'text': text}]})}\n\n".encode()
+def _chunk(text: str, chat: bool = False) -> bytes:
+    choice = {"index": 0, "delta": {"content": text}} if chat else {"index": 0, "text": text}
+    return f"data: {json.dumps({'choices': [choice]})}\n\n".encode()
+
+
+async def _policy(request: web.Request) -> web.Response:
+    info = request.app[BEHAVIOUR].policy_info
+    return web.json_response(info) if info is not None else web.Response(status=404)
 
 
 async def _completions(request: web.Request) -> web.StreamResponse:
@@ -45,13 +54,15 @@ async def _completions(request: web.Request) -> web.StreamResponse:
     b.arrived.append(time.perf_counter())
     b.seen.append(body)
     b.auth.append(request.headers.get("Authorization"))
+    b.paths.append(request.path)
+    chat = "messages" in body
     if b.status != 200:
         return web.json_response({"error": {"message": "nope"}}, status=b.status)
     response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
     await response.prepare(request)
     await asyncio.sleep(b.first_token_delay_s)
     n = int(body["max_tokens"]) - b.short_by
-    for i in range(n):
+    for i in range(0, n, b.tokens_per_chunk):
         if b.die_after is not None and i == b.die_after:
             assert request.transport is not None
             request.transport.close()
@@ -69,11 +80,12 @@ async def _completions(request: web.Request) -> web.StreamResponse:
             await asyncio.sleep(0.005)
             await response.write(whole[9:])
         else:
-            await response.write(_chunk("x"))
+            await response.write(_chunk("x" * min(b.tokens_per_chunk, n - i), chat))
         if b.token_delay_s:
             await asyncio.sleep(b.token_delay_s)
     claimed = n if b.usage_claim is None else b.usage_claim
-    usage = {"choices": [], "usage": {"prompt_tokens": len(body["prompt"]), "completion_tokens": claimed}}
+    prompt = body["messages"][0]["content"] if chat else body["prompt"]
+    usage = {"choices": [], "usage": {"prompt_tokens": len(prompt), "completion_tokens": claimed}}
     await response.write(f"data: {json.dumps(usage)}\n\n".encode())
     await response.write(b"data: [DONE]" if b.bare_done else b"data: [DONE]\n\n")
     return response
@@ -93,6 +105,8 @@ def fake_server(behaviour: Behaviour) -> Iterator[str]:
     app = web.Application()
     app[BEHAVIOUR] = behaviour
     app.router.add_post("/v1/completions", _completions)
+    app.router.add_post("/v1/chat/completions", _completions)
+    app.router.add_get("/equinox/policy", _policy)
     runner = web.AppRunner(app)
     ready = threading.Event()
 

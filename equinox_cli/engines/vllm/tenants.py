@@ -49,6 +49,7 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 PUBLIC_PATHS = frozenset({"/health", "/ping", "/version", "/v1/models", "/metrics"})  # GET/HEAD only
+POLICY_PATH = "/equinox/policy"  # GET: the scheduler this server runs (answered here, public)
 MAX_BODY_BYTES = 64 * 1024 * 1024
 XARGS_KEYS = ("vllm_xargs", "extra_args")
 
@@ -89,6 +90,8 @@ class TenantMiddleware:
             return await self.app(scope, receive, send)
         if kind not in ("http", "websocket"):
             raise RuntimeError(f"TenantMiddleware: unknown ASGI scope type {kind!r}")
+        if kind == "http" and scope.get("method") == "GET" and _route_path(scope) == POLICY_PATH:
+            return await _answer(send, 200, policy_info())
         if self.tenants is None:
             return await self._open(scope, receive, send)
         if _is_public(scope):
@@ -115,6 +118,27 @@ class TenantMiddleware:
         except Refusal as refusal:
             return await _refuse(scope, send, refusal)
         return await self.app(_with_length(scope, len(new_body)), _replay(new_body, receive), send)
+
+
+def policy_info() -> dict[str, object]:
+    """What `equinox serve` told this server to run (launcher.server_env), for clients to check."""
+    try:
+        params = json.loads(os.environ.get("EQUINOX_PARAMS", "{}"))
+    except ValueError:
+        params = {}
+    return {
+        "policy": os.environ.get("EQUINOX_POLICY", "equinox"),
+        "params": params,
+        "predictor": os.environ.get("EQUINOX_PREDICTOR", "moving-average"),
+        "kv_gate": os.environ.get("EQUINOX_KV_GATE") == "1",
+    }
+
+
+async def _answer(send: Send, status: int, document: dict[str, object]) -> None:
+    body = json.dumps(document).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
 
 
 def stamp_body(body: bytes | str, stamp: dict[str, Any], force_root: bool = True) -> bytes:
@@ -234,10 +258,7 @@ async def _refuse(scope: Scope, send: Send, refusal: Refusal) -> None:
     if scope["type"] == "websocket":  # closing before accept: the server answers the handshake 403
         return await send({"type": "websocket.close", "code": 1008, "reason": str(refusal)})
     error = {"message": str(refusal), "type": "invalid_request_error", "code": refusal.status}
-    body = json.dumps({"error": error}).encode()
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-    await send({"type": "http.response.start", "status": refusal.status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
+    await _answer(send, refusal.status, {"error": error})
 
 
 async def _read_body(receive: Receive) -> bytes:
