@@ -16,6 +16,7 @@ from equinox_cli.api.engines import (
     make_engine,
     managed_server,
     server_policy,
+    with_model_tokenizer,
 )
 from equinox_cli.api.params import params_of, route_policy_params
 from equinox_cli.api.profiles import resolve_profile
@@ -59,7 +60,9 @@ def collect(config: CollectConfig, observer: RunObserver | None = None) -> Colle
     routed = route_policy_params(config.policy_params, config.policy, [config.policy])
     needs = config.policy in NEEDS_PREDICTOR
     policy = make_policy(config.policy, routed[config.policy], MovingAveragePredictor() if needs else None)
-    workload, warnings = build_workload(config.workload)
+    spec, warnings = with_model_tokenizer(config.workload, config.engine, config.vllm)
+    workload, more = build_workload(spec)
+    warnings += more
     if is_http(config.engine):
         server_policy(config.engine, config.policy, routed[config.policy])
     out_dir = config.out or default_run_dir(

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import sys
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -18,6 +19,7 @@ from equinox_cli.core.protocols import Engine, OutputPredictor
 from equinox_cli.engines.sim.engine import SimEngine
 from equinox_cli.engines.sim.profiles import Profile
 from equinox_cli.predict.registry import predictor_from_spec
+from equinox_cli.workload.build import WorkloadSpec
 
 if TYPE_CHECKING:  # the live engines import aiohttp (~0.1 s): only a live run loads them
     from equinox_cli.engines.vllm.managed import ManagedServer
@@ -205,3 +207,20 @@ def server_policy(
             f"{url} runs {policy} with {key}={served.get(key)!r} (params {served}), not -P {key}={value}"  # type: ignore[union-attr]
         )
     return info
+
+
+def with_model_tokenizer(
+    spec: WorkloadSpec, engine: str, options: VllmOptions
+) -> tuple[WorkloadSpec, list[str]]:
+    """Count a text trace's tokens with the served model's tokenizer when the run names a model
+    folder (`--engine vllm --vllm-model PATH`) and no --tokenizer: the lengths the engine will see."""
+    if spec.tokenizer is not None or engine != "vllm" or options.model is None:
+        return spec, []
+    if not (options.model / "tokenizer.json").is_file():
+        return spec, []
+    if importlib.util.find_spec("tokenizers") is None:
+        return spec, [
+            f"{options.model} has a tokenizer.json but `tokenizers` is not installed: text traces' token "
+            "counts are approximated (pip install tokenizers)"
+        ]
+    return replace(spec, tokenizer=options.model), []

@@ -18,6 +18,7 @@ from equinox_cli.api.engines import (
     managed_server,
     server_policy,
     utilisation_label,
+    with_model_tokenizer,
 )
 from equinox_cli.api.experiment import load_experiment, value_text
 from equinox_cli.api.params import build_policies, make_predictor, params_of, route_policy_params
@@ -96,7 +97,9 @@ def run_policies(
     check_engine(config.engine, config.http)
     check_engine_params(config.engine, config.engine_params)
     profile = resolve_profile(config.profile, config.engine_params)
-    workload, warnings = build_workload(config.workload)
+    spec, warnings = with_model_tokenizer(config.workload, config.engine, config.vllm)
+    workload, more = build_workload(spec)
+    warnings += more
     names = [config.policy, *config.baselines]
     # validates names, -P and --predictor before the runs
     policies = build_policies(names, config.policy_params, config.predictor, workload, config.metrics.slo)
@@ -144,7 +147,7 @@ def run_policies(
     run_meta = {
         "schema": REPORT_SCHEMA,
         "command": "replay",
-        "workload": asdict(config.workload),
+        "workload": asdict(spec),
         "workload_name": workload.name,
         "workload_source": dict(workload.source),
         "seed": config.workload.seed,

@@ -1,7 +1,8 @@
 """Token counts for traces that carry text, not counts.
 
-With `--tokenizer FILE` (a Hugging Face `tokenizer.json`, read with the optional `tokenizers`
-package) counts are exact for that tokenizer. Without one, a documented approximation is used:
+With `--tokenizer PATH` (a Hugging Face `tokenizer.json`, or a model folder holding one, read with
+the optional `tokenizers` package) counts are exact for that tokenizer; `--engine vllm` with a
+model folder uses that model's. Without one, a documented approximation is used:
 ceil(characters / 4), the usual rule of thumb for English text with BPE tokenizers; callers warn.
 """
 
@@ -26,6 +27,10 @@ def load_token_counter(tokenizer_path: Path | None) -> tuple[TokenCounter, bool]
     """(counter, exact): the tokenizer file's counter, or the approximation when none is given."""
     if tokenizer_path is None:
         return approximate_tokens, False
+    if tokenizer_path.is_dir():
+        if not (tokenizer_path / "tokenizer.json").is_file():
+            raise UserInputError(f"{tokenizer_path}: --tokenizer folder has no tokenizer.json")
+        tokenizer_path = tokenizer_path / "tokenizer.json"
     if not tokenizer_path.is_file():
         raise UserInputError(f"{tokenizer_path}: --tokenizer file not found")
     try:
