@@ -14,7 +14,7 @@ from equinox_cli.workload.tokens import load_token_counter
 
 
 def test_a_folder_without_tokenizer_json_is_refused(tmp_path: Path) -> None:
-    with pytest.raises(UserInputError, match="has no tokenizer.json"):
+    with pytest.raises(UserInputError, match=r"has no tokenizer\.json"):
         load_token_counter(tmp_path)
 
 
