@@ -94,3 +94,24 @@ def test_report_of_a_bad_folder_is_one_line_exit_2(
     err = capsys.readouterr().err
     assert info.value.code == 2 and "schema equinox.report/9" in err
     assert not (old / "report.html").exists()
+
+
+def test_replay_html_writes_the_report(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    main(
+        [
+            "replay",
+            "overload",
+            "--duration",
+            "10",
+            "--baseline",
+            "fcfs",
+            "--out",
+            str(tmp_path / "r"),
+            "--html",
+        ]
+    )
+    capsys.readouterr()
+    page = (tmp_path / "r" / "report.html").read_text()
+    assert {"equinox", "fcfs"} <= _series(page) and (
+        tmp_path / "r" / "figures" / "jain.png"
+    ).stat().st_size > 0
