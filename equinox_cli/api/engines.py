@@ -108,6 +108,8 @@ def managed_server(
     from equinox_cli.engines.vllm.managed import ManagedServer
 
     predictor_from_spec(predictor, None, {})  # the server would fail on it: oracle, a bad path
+    if options.model is not None:  # the user's folder first: the cheaper mistake to report
+        check_model_folder(options.model)
     check_has_vllm(options.python)
     model = options.model or tiny_model_path(options.python)
     check_model_folder(model)

