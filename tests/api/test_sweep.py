@@ -200,3 +200,17 @@ def test_replay_config_runs_the_file_and_refuses_grids(
     assert code == 2 and "seeds has 2 values" in err
     code, err = _run(["replay", "--config", str(tmp_path / "e.toml"), "--seed", "3"], capsys)
     assert code == 2 and "--seed: set it in" in err
+
+
+def test_yaml_experiment_equals_toml(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    yaml_text = (
+        "workloads: [overload]\npolicies: [vtc, fcfs, equinox]\nseeds: [1, 2]\ntime_scales: [0.5, 1.0]\n"
+        "profile: a10g-llama2-7b\nduration_s: 20\nparams:\n  equinox.alpha: [0.5, 1.0]\n"
+    )
+    from_yaml = api.load_experiment(_file(tmp_path, yaml_text, "e.yaml"))
+    from_toml = api.load_experiment(_file(tmp_path, GRID))
+    assert [c.cell_id for c in cells_of(from_yaml)] == [c.cell_id for c in cells_of(from_toml)]
+    code, err = _run(
+        ["sweep", str(_file(tmp_path, "- not a mapping\n", "bad.yaml")), "--out", str(tmp_path / "o")], capsys
+    )
+    assert code == 2 and "expected a mapping" in err
