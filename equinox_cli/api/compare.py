@@ -13,7 +13,7 @@ import pandas as pd
 from equinox_cli.api.params import split_key_values
 from equinox_cli.core.errors import UserInputError
 from equinox_cli.core.schema import SUMMARY_BETTER, metric_name
-from equinox_cli.report.compare import Thresholds, compare_runs, unmatched
+from equinox_cli.metrics.compare import Thresholds, compare_runs, unmatched
 from equinox_cli.report.read import summary_rows
 
 THRESHOLD_SECTIONS = ("max_regression", "min", "max")
@@ -32,7 +32,7 @@ class CompareConfig:
 
 @dataclass(frozen=True, slots=True)
 class CompareOutcome:
-    table: pd.DataFrame  # report/compare.py COMPARE_COLUMNS
+    table: pd.DataFrame  # metrics/compare.py COMPARE_COLUMNS
     regressions: int
     warnings: list[str] = field(default_factory=list)
 

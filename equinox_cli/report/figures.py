@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from equinox_cli.metrics.compare import pareto_front
 from equinox_cli.metrics.fairness import normalised_jain, service_difference
 
 CDF_POINTS = 400  # a CDF is drawn through this many quantiles, whatever the number of requests
@@ -205,15 +206,3 @@ def pareto_figure(cells: pd.DataFrame, slug: str, where: str) -> Figure:
         "service difference max (lower is better)",
         series,
     )
-
-
-def pareto_front(higher: np.ndarray, lower: np.ndarray) -> np.ndarray:
-    """Indices of the points that no other point beats on both (higher `higher`, lower `lower`)."""
-    keep = []
-    for i in range(len(higher)):
-        dominated = np.any(
-            (higher >= higher[i]) & (lower <= lower[i]) & ((higher > higher[i]) | (lower < lower[i]))
-        )
-        if not dominated and np.isfinite(higher[i]) and np.isfinite(lower[i]):
-            keep.append(i)
-    return np.array(keep, dtype=int)

@@ -12,7 +12,7 @@ import pytest
 
 from equinox_cli import api
 from equinox_cli.cli.app import main
-from equinox_cli.report.figures import pareto_front
+from equinox_cli.metrics.compare import pareto_front
 
 
 def _series(page: str) -> set[str]:

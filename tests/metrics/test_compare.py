@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from equinox_cli.core.schema import SUMMARY_COLUMNS
-from equinox_cli.report.compare import Thresholds, compare_runs, side, worse_interval
+from equinox_cli.metrics.compare import Thresholds, compare_runs, side, worse_interval
 
 
 def _rows(policy: str, **values: list[float]) -> pd.DataFrame:

@@ -185,3 +185,15 @@ def unmatched(base: pd.DataFrame, new: pd.DataFrame) -> list[str]:
     n = set(map(tuple, new[["key", "policy"]].drop_duplicates().to_numpy()))
     lines = [f"only in BASE: {k} / {p}" for k, p in sorted(b - n)]
     return lines + [f"only in NEW: {k} / {p}" for k, p in sorted(n - b)]
+
+
+def pareto_front(higher: np.ndarray, lower: np.ndarray) -> np.ndarray:
+    """Indices of the points that no other point beats on both (higher `higher`, lower `lower`)."""
+    keep = []
+    for i in range(len(higher)):
+        dominated = np.any(
+            (higher >= higher[i]) & (lower <= lower[i]) & ((higher > higher[i]) | (lower < lower[i]))
+        )
+        if not dominated and np.isfinite(higher[i]) and np.isfinite(lower[i]):
+            keep.append(i)
+    return np.array(keep, dtype=int)
