@@ -23,10 +23,21 @@ from equinox_cli.api.choices import (
     UserInputError,
     WorkloadSpec,
     check_number,
+    formats_help,
+    policy_help,
+    suite_summaries,
 )
 from equinox_cli.api.collect import CollectConfig, CollectOutcome, collect
 from equinox_cli.api.compare import COMPARE_SCHEMA, CompareConfig, CompareOutcome, compare
-from equinox_cli.api.engines import ENGINES, HttpOptions, VllmOptions, check_url, is_http, make_engine
+from equinox_cli.api.engines import (
+    ENGINE_KINDS,
+    ENGINES,
+    HttpOptions,
+    VllmOptions,
+    check_url,
+    is_http,
+    make_engine,
+)
 from equinox_cli.api.experiment import Experiment, load_experiment
 from equinox_cli.api.params import (
     build_policies,
@@ -49,6 +60,7 @@ __all__ = [
     "DEFAULT_PROFILE",
     "ENGINES",
     "ENGINE_KEYS",
+    "ENGINE_KINDS",
     "FORMATS",
     "MAX_SEED",
     "PARAM_CLASSES",
@@ -81,12 +93,14 @@ __all__ = [
     "compare",
     "config_from_experiment",
     "convert_trace",
+    "formats_help",
     "is_http",
     "load_experiment",
     "make_engine",
     "make_policy_checked",
     "make_predictor",
     "metrics_config",
+    "policy_help",
     "profile_from_fit",
     "profile_from_steps",
     "replay",
@@ -96,6 +110,7 @@ __all__ = [
     "serve_config",
     "split_key_values",
     "start_server",
+    "suite_summaries",
     "sweep",
     "trace_stats",
     "train_mope_artifact",

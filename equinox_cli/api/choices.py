@@ -5,12 +5,13 @@ from equinox_cli.core.checks import MAX_SEED, check_number
 from equinox_cli.core.errors import UserInputError
 from equinox_cli.engines.sim.options import ENGINE_KEYS
 from equinox_cli.engines.sim.profiles import DEFAULT_PROFILE, PROFILES
-from equinox_cli.policies import PARAM_CLASSES, POLICY_NAMES
+from equinox_cli.policies import PARAM_CLASSES, POLICY_NAMES, policy_help
 from equinox_cli.predict.mope import FitConfig
 from equinox_cli.predict.train import TrainConfig
 from equinox_cli.workload.build import FORMATS, WorkloadSpec
 from equinox_cli.workload.limits import DEFAULT_MAX_TOKENS
-from equinox_cli.workload.suites import SUITES
+from equinox_cli.workload.readers import formats_help
+from equinox_cli.workload.suites import SUITES, suite_summaries
 
 __all__ = [
     "DEFAULT_MAX_TOKENS",
@@ -27,4 +28,7 @@ __all__ = [
     "UserInputError",
     "WorkloadSpec",
     "check_number",
+    "formats_help",
+    "policy_help",
+    "suite_summaries",
 ]

@@ -24,7 +24,12 @@ from equinox_cli.workload.build import WorkloadSpec
 if TYPE_CHECKING:  # the live engines import aiohttp (~0.1 s): only a live run loads them
     from equinox_cli.engines.vllm.managed import ManagedServer
 
-ENGINES = ("sim", "vllm", "http://HOST:PORT")
+ENGINE_KINDS = {  # the registry --engine's help is generated from
+    "sim": "the built-in simulator (default; its profile from --profile, its settings from -E)",
+    "vllm": "a local vLLM server with the policy as its scheduler, started once per policy",
+    "http://HOST:PORT": "a live OpenAI-compatible server (equinox serve, vLLM, a gateway: see --api)",
+}
+ENGINES = tuple(ENGINE_KINDS)
 API_CHOICES = ("vllm", "vllm-chat", "openai", "openai-chat")  # = client.API_MODES (tested)
 
 

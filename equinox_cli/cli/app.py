@@ -13,9 +13,7 @@ from equinox_cli import __version__, api
 from equinox_cli.api import (
     DEFAULT_MAX_TOKENS,
     DEFAULT_PROFILE,
-    POLICY_NAMES,
     PROFILES,
-    SUITES,
     UserInputError,
 )
 from equinox_cli.cli import analyse, errors, learn
@@ -46,8 +44,16 @@ app.command(epilog=analyse.SWEEP_EPILOG)(analyse.sweep)
 app.command(epilog=analyse.REPORT_EPILOG)(analyse.report)
 
 
+REPLAY_HELP = (
+    "Replay a multi-tenant workload under a policy and baselines; print a comparison; write Parquet.\n\n"
+    "WORKLOAD is a trace file, a ServeGen folder or a suite name (default: the embedded 'default' "
+    "mix). Suites: " + "; ".join(f"{name} ({text})" for name, text in api.suite_summaries().items()) + "."
+)
+
+
 @app.command(
-    epilog="Example: equinox replay overload --profile a10g-llama2-7b --baseline vtc --baseline fcfs"
+    help=REPLAY_HELP,
+    epilog="Example: equinox replay overload --profile a10g-llama2-7b --baseline vtc --baseline fcfs",
 )
 def replay(
     ctx: typer.Context,
@@ -62,7 +68,7 @@ def replay(
         ),
     ] = DEFAULT_PROFILE,
     policy: Annotated[
-        str, typer.Option("--policy", help=f"Policy under test: {', '.join(POLICY_NAMES)}.")
+        str, typer.Option("--policy", help=f"Policy under test: {api.policy_help()}.")
     ] = "equinox",
     baseline: Annotated[
         list[str] | None, typer.Option("--baseline", help="Add a policy to compare (repeatable).")
@@ -126,13 +132,7 @@ def replay(
         bool, typer.Option("--html", help="Also write report.html and figures/ into the report folder.")
     ] = False,
 ) -> None:
-    """Replay a multi-tenant workload under a policy and baselines; print a comparison; write Parquet.
-
-    WORKLOAD is a trace file, a ServeGen folder or a suite name (default: the embedded
-    'default' mix). Suites: default, overload, overload-multi, overload-weighted, proportional,
-    on-off-less, on-off-overload, poisson-short-long, poisson-short-long-2, increase, dist-shift,
-    sharegpt-like.
-    """
+    """See REPLAY_HELP (generated from the suite registry)."""
     config = api.ReplayConfig(
         workload=o.workload_spec(
             workload, fmt, tenants, seed, rate, time_scale, duration, limit, start, tokenizer, max_tokens
@@ -340,6 +340,3 @@ def _fail(message: str, code: int = 2) -> None:
     line = " ".join(message.split())  # one line, whatever the message held
     err_console.print(f"error: {line}", highlight=False, soft_wrap=True, markup=False)
     sys.exit(code)
-
-
-_ = SUITES  # suites are listed in replay's help text

@@ -14,7 +14,6 @@ from equinox_cli.api import (
     DEFAULT_MAX_TOKENS,
     DEFAULT_PROFILE,
     MAX_SEED,
-    POLICY_NAMES,
     PROFILES,
     FitConfig,
     TrainConfig,
@@ -39,7 +38,7 @@ def collect(
         str, typer.Option("--profile", help=f"Simulator hardware profile: {', '.join(PROFILES)}.")
     ] = DEFAULT_PROFILE,
     policy: Annotated[
-        str, typer.Option("--policy", help=f"Scheduling policy while collecting: {', '.join(POLICY_NAMES)}.")
+        str, typer.Option("--policy", help=f"Scheduling policy while collecting: {api.policy_help()}.")
     ] = "fcfs",
     param: Annotated[
         list[str] | None, typer.Option("-P", "--param", help="Policy parameter key=value.")

@@ -11,12 +11,12 @@ import typer
 from equinox_cli.api import (
     DEFAULT_MAX_TOKENS,
     ENGINE_KEYS,
-    ENGINES,
-    FORMATS,
+    ENGINE_KINDS,
     PARAM_CLASSES,
     HttpOptions,
     VllmOptions,
     WorkloadSpec,
+    formats_help,
 )
 
 WorkloadArg = Annotated[
@@ -30,7 +30,7 @@ FormatOpt = Annotated[
     str | None,
     typer.Option(
         "--format",
-        help=f"Trace format (detected when omitted): {', '.join(FORMATS)}.",
+        help=f"Trace format (detected when omitted): {formats_help()}.",
     ),
 ]
 TenantsOpt = Annotated[
@@ -77,8 +77,7 @@ EngineOpt = Annotated[
     str,
     typer.Option(
         "--engine",
-        help=f"One of {', '.join(ENGINES)}: the built-in simulator, a local vLLM server started per "
-        "policy, or a live OpenAI-compatible server.",
+        help="; ".join(f"{name}: {summary}" for name, summary in ENGINE_KINDS.items()) + ".",
     ),
 ]
 ModelOpt = Annotated[str, typer.Option("--model", help="http engine: model name sent in each request.")]

@@ -22,7 +22,7 @@ def _raise_interrupt(signum: int, frame: object) -> None:
 def serve(
     ctx: typer.Context,
     policy: Annotated[
-        str, typer.Option("--policy", help=f"Scheduling policy: {', '.join(api.POLICY_NAMES)}.")
+        str, typer.Option("--policy", help=f"Scheduling policy: {api.policy_help()}.")
     ] = "equinox",
     param: Annotated[
         list[str] | None, typer.Option("-P", "--param", help="Policy parameter key=value.")

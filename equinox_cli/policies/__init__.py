@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from equinox_cli.core.errors import UserInputError, unknown_name
@@ -12,16 +13,51 @@ from equinox_cli.policies.fcfs import FCFSPolicy, RPMParams, RPMPolicy
 from equinox_cli.policies.params import parse_params
 from equinox_cli.policies.vtc import LCFPolicy, VTCParams, VTCPolicy, VTCPredPolicy
 
-POLICY_NAMES = ("equinox", "vtc", "vtc-pred", "lcf", "fcfs", "rpm")
-NEEDS_PREDICTOR = ("equinox", "vtc-pred")
-PARAM_CLASSES: dict[str, type | None] = {
-    "equinox": EquinoxParams,
-    "vtc": VTCParams,
-    "vtc-pred": VTCParams,
-    "lcf": VTCParams,
-    "fcfs": None,
-    "rpm": RPMParams,
+
+@dataclass(frozen=True, slots=True)
+class PolicyEntry:
+    """One policy of the registry: what it is (for help texts), its -P parameters, and how to build it."""
+
+    summary: str
+    params: type | None  # the -P dataclass; None: no parameters
+    build: Callable[[Any, OutputPredictor | None], Policy]
+    needs_predictor: bool = False
+
+
+POLICIES: dict[str, PolicyEntry] = {
+    "equinox": PolicyEntry(
+        "holistic fair: user- and resource-fairness counters from predicted and measured cost",
+        EquinoxParams,
+        lambda p, predictor: EquinoxPolicy(p, predictor),  # type: ignore[arg-type]
+        needs_predictor=True,
+    ),
+    "vtc": PolicyEntry(
+        "Virtual Token Counter (Sheng et al., OSDI '24)", VTCParams, lambda p, _: VTCPolicy(p)
+    ),
+    "vtc-pred": PolicyEntry(
+        "VTC charging predicted output at admission, corrected at finish",
+        VTCParams,
+        lambda p, predictor: VTCPredPolicy(p, predictor),  # type: ignore[arg-type]
+        needs_predictor=True,
+    ),
+    "lcf": PolicyEntry(
+        "least counter first without VTC's lift of newcomers", VTCParams, lambda p, _: LCFPolicy(p)
+    ),
+    "fcfs": PolicyEntry("first come, first served (vLLM's default)", None, lambda p, _: FCFSPolicy()),
+    "rpm": PolicyEntry(
+        "FCFS that rejects a request once its tenant had `limit` in the last window",
+        RPMParams,
+        lambda p, _: RPMPolicy(p),
+    ),
 }
+POLICY_NAMES = tuple(POLICIES)
+NEEDS_PREDICTOR = tuple(name for name, entry in POLICIES.items() if entry.needs_predictor)
+PARAM_CLASSES: dict[str, type | None] = {name: entry.params for name, entry in POLICIES.items()}
+
+
+def policy_help() -> str:
+    """The policies with one line each, for the CLI's help."""
+    return "; ".join(f"{name} ({entry.summary})" for name, entry in POLICIES.items())
 
 
 def make_policy(name: str, raw_params: Mapping[str, str], predictor: OutputPredictor | None = None) -> Policy:
@@ -34,12 +70,4 @@ def make_policy(name: str, raw_params: Mapping[str, str], predictor: OutputPredi
         raise UserInputError(f"policy {name} takes no -P keys (got {', '.join(raw_params)})")
     if name in NEEDS_PREDICTOR and predictor is None:
         raise ValueError(f"policy {name} needs an output predictor")
-    p: Any = params
-    if name == "equinox":
-        return EquinoxPolicy(p, predictor)  # type: ignore[arg-type]
-    if name == "vtc-pred":
-        return VTCPredPolicy(p, predictor)  # type: ignore[arg-type]
-    classes: dict[str, Any] = {"vtc": VTCPolicy, "lcf": LCFPolicy, "rpm": RPMPolicy}
-    if name in classes:
-        return classes[name](p)
-    return FCFSPolicy()
+    return POLICIES[name].build(params, predictor)

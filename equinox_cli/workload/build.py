@@ -13,13 +13,8 @@ from equinox_cli.core.checks import MAX_SEED, check_number
 from equinox_cli.core.errors import UserInputError, unknown_name
 from equinox_cli.core.types import Workload
 from equinox_cli.workload.limits import DEFAULT_MAX_TOKENS, MAX_ARRIVAL_S, MAX_TOKENS
-from equinox_cli.workload.readers.arena import read_arena
-from equinox_cli.workload.readers.canonical import read_canonical
-from equinox_cli.workload.readers.lmsys import read_lmsys
+from equinox_cli.workload.readers import FORMATS, READERS, ReadOptions
 from equinox_cli.workload.readers.raw import RawTrace
-from equinox_cli.workload.readers.servegen import read_servegen
-from equinox_cli.workload.readers.sharegpt import read_sharegpt
-from equinox_cli.workload.readers.timed import read_azure, read_burstgpt, read_mooncake
 from equinox_cli.workload.schema import (
     CANONICAL_COLUMNS,
     check_numeric,
@@ -29,9 +24,7 @@ from equinox_cli.workload.schema import (
 )
 from equinox_cli.workload.suites import FORCED_LENGTH_SUITES, SUITES
 from equinox_cli.workload.tenants import TenantRule, assign_clients, parse_tenant_rule
-from equinox_cli.workload.tokens import load_token_counter
 
-FORMATS = ("canonical", "sharegpt", "lmsys", "arena", "burstgpt", "azure", "mooncake", "servegen")
 DEFAULT_WORKLOAD = "default"
 
 
@@ -80,20 +73,10 @@ def detect_format(path: Path) -> str:
 
 
 def _read(path: Path, fmt: str, spec: WorkloadSpec) -> RawTrace:
-    if fmt == "canonical":
-        return read_canonical(path)
-    if fmt in ("sharegpt", "lmsys"):
-        count, exact = load_token_counter(spec.tokenizer)
-        raw = read_sharegpt(path, count, spec.seed) if fmt == "sharegpt" else read_lmsys(path, count)
-        if not exact:
-            raw.warnings.append(f"{path}: no --tokenizer given: token counts approximated as ceil(chars / 4)")
-        return raw
-    if fmt == "servegen":
-        return read_servegen(path, spec.seed, spec.start_s, spec.duration_s or 600.0)
-    if fmt == "arena":
-        return read_arena(path, spec.seed)
-    readers = {"azure": read_azure, "burstgpt": read_burstgpt, "mooncake": read_mooncake}
-    return readers[fmt](path)
+    options = ReadOptions(
+        seed=spec.seed, start_s=spec.start_s, duration_s=spec.duration_s, tokenizer=spec.tokenizer
+    )
+    return READERS[fmt].read(path, options)
 
 
 def _complete(raw: RawTrace, spec: WorkloadSpec, path: str) -> pd.DataFrame:

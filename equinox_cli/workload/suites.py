@@ -22,50 +22,60 @@ def _fixed(cid: str, rate: float, p: int = 256, o: int = 256, **kw: object) -> C
 
 
 def overload(seed: int, duration_s: float | None) -> pd.DataFrame:
+    """VTC: two tenants at 1.5 and 3 req/s of 256+256 tokens, both above their share."""
     return generate([_fixed("c0", 1.5), _fixed("c1", 3.0)], duration_s or 360.0, seed)
 
 
 def overload_multi(seed: int, duration_s: float | None) -> pd.DataFrame:
+    """VTC: eight tenants, three at 0.4 and five at 0.6 req/s, together over capacity."""
     specs = [_fixed(f"c{i}", 0.4 if i < 3 else 0.6) for i in range(8)]
     return generate(specs, duration_s or 360.0, seed)
 
 
 def overload_weighted(seed: int, duration_s: float | None) -> pd.DataFrame:
+    """VTC: four tenants with weights 1-4 sending 0.4-1.6 req/s in proportion."""
     specs = [_fixed(f"c{i}", 0.4 * (i + 1), weight=float(i + 1)) for i in range(4)]
     return generate(specs, duration_s or 360.0, seed)
 
 
 def proportional(seed: int, duration_s: float | None) -> pd.DataFrame:
+    """VTC: three tenants at 0.25, 0.5 and 1.5 req/s, the last one over its share."""
     specs = [_fixed("c0", 0.25), _fixed("c1", 0.5), _fixed("c2", 1.5)]
     return generate(specs, duration_s or 600.0, seed)
 
 
 def on_off_less(seed: int, duration_s: float | None) -> pd.DataFrame:
+    """VTC: an on-off tenant (0.5 req/s, 60 s periods) under its share beside a steady 2 req/s one."""
     specs = [_fixed("c0", 0.5, on_off_period_s=60.0), _fixed("c1", 2.0)]
     return generate(specs, duration_s or 600.0, seed)
 
 
 def on_off_overload(seed: int, duration_s: float | None) -> pd.DataFrame:
+    """VTC: an on-off tenant (2 req/s, 60 s periods) over its share beside a steady 3 req/s one."""
     specs = [_fixed("c0", 2.0, on_off_period_s=60.0), _fixed("c1", 3.0)]
     return generate(specs, duration_s or 600.0, seed)
 
 
 def poisson_short_long(seed: int, duration_s: float | None) -> pd.DataFrame:
+    """VTC: a short-request tenant (8 req/s of 64+64) beside a long one (1.5 req/s of 256+256)."""
     specs = [_fixed("c0", 8.0, 64, 64), _fixed("c1", 1.5, 256, 256)]
     return generate_shared_poisson(specs, duration_s or 600.0, seed)
 
 
 def poisson_short_long_2(seed: int, duration_s: float | None) -> pd.DataFrame:
+    """VTC: prompt-heavy (8 req/s of 512+32) beside output-heavy (1.5 req/s of 32+512) tenants."""
     specs = [_fixed("c0", 8.0, 512, 32), _fixed("c1", 1.5, 32, 512)]
     return generate_shared_poisson(specs, duration_s or 600.0, seed)
 
 
 def increase(seed: int, duration_s: float | None) -> pd.DataFrame:
+    """VTC: a steady 0.5 req/s tenant beside one ramping from 0.2 to 2 req/s."""
     specs = [_fixed("c0", 0.5), _fixed("c1", 0.2, ramp_to_rps=2.0)]
     return generate(specs, duration_s or 600.0, seed)
 
 
 def dist_shift(seed: int, duration_s: float | None) -> pd.DataFrame:
+    """VTC: two tenants whose rates shift in three phases (on-off, balanced, skewed)."""
     total = duration_s or 900.0
     phase = total / 3
     specs = [
@@ -150,3 +160,8 @@ SUITES: dict[str, Suite] = {
     "dist-shift": dist_shift,
     "sharegpt-like": sharegpt_like,
 }
+
+
+def suite_summaries() -> dict[str, str]:
+    """Each suite's one-line description: the first sentence of its builder's docstring."""
+    return {name: (fn.__doc__ or "").strip().split("\n")[0].rstrip(".") for name, fn in SUITES.items()}

@@ -236,3 +236,29 @@ def test_unreachable_server_writes_an_incomplete_report_and_exits_2(tmp_path: Pa
     assert len(requests) > 0 and (requests["status"] == "error").all()
     assert requests["reason"].str.startswith("connection").all()
     assert json.loads((out / "run.json").read_text())["complete"] is False
+
+
+def _flat(text: str) -> str:
+    """Help text without Rich's panel borders and line wrapping."""
+    return " ".join(text.replace("│", " ").replace("╭", " ").replace("╰", " ").split())
+
+
+def test_help_is_generated_from_the_registries() -> None:
+    """A policy, format, engine or suite added to its registry shows in the help with its summary."""
+    from equinox_cli.api import ENGINE_KINDS
+    from equinox_cli.policies import POLICIES
+    from equinox_cli.workload.readers import READERS
+    from equinox_cli.workload.suites import suite_summaries
+
+    proc = _equinox("replay", "--help")
+    text = _flat(proc.stdout)
+    # a name and the first words of its summary (a long summary wraps inside the help panel)
+    for name, summary in [
+        *((n, e.summary) for n, e in POLICIES.items()),
+        *((n, r.summary) for n, r in READERS.items()),
+        *ENGINE_KINDS.items(),
+        *suite_summaries().items(),
+    ]:
+        assert summary, name
+        first = " ".join(summary.split()[:3])
+        assert f"{name} ({first}" in text or f"{name}: {first}" in text, name

@@ -1,1 +1,76 @@
-"""One reader per external trace format; each returns a RawTrace for build_workload()."""
+"""One reader per external trace format, and the registry that `build_workload` and the CLI's help
+use: each format's one-line description and its reader, called the same way."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from equinox_cli.workload.readers.arena import read_arena
+from equinox_cli.workload.readers.canonical import read_canonical
+from equinox_cli.workload.readers.lmsys import read_lmsys
+from equinox_cli.workload.readers.raw import RawTrace
+from equinox_cli.workload.readers.servegen import read_servegen
+from equinox_cli.workload.readers.sharegpt import read_sharegpt
+from equinox_cli.workload.readers.timed import read_azure, read_burstgpt, read_mooncake
+from equinox_cli.workload.tokens import load_token_counter
+
+
+@dataclass(frozen=True, slots=True)
+class ReadOptions:
+    """What a reader may need beyond the path (most need none of it)."""
+
+    seed: int = 42
+    start_s: float = 0.0
+    duration_s: float | None = None
+    tokenizer: Path | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Reader:
+    summary: str
+    read: Callable[[Path, ReadOptions], RawTrace]
+
+
+def _text(reader: Callable[..., RawTrace], seeded: bool) -> Callable[[Path, ReadOptions], RawTrace]:
+    """A reader of text conversations: token counts from --tokenizer, else approximated (warned)."""
+
+    def read(path: Path, options: ReadOptions) -> RawTrace:
+        count, exact = load_token_counter(options.tokenizer)
+        raw = reader(path, count, options.seed) if seeded else reader(path, count)
+        if not exact:
+            raw.warnings.append(f"{path}: no --tokenizer given: token counts approximated as ceil(chars / 4)")
+        return raw
+
+    return read
+
+
+READERS: dict[str, Reader] = {
+    "canonical": Reader(
+        "this toolkit's columns, Parquet/CSV/JSONL (traces convert writes it)", lambda p, o: read_canonical(p)
+    ),
+    "sharegpt": Reader(
+        "ShareGPT conversations (text: token counts from --tokenizer)", _text(read_sharegpt, seeded=True)
+    ),
+    "lmsys": Reader("LMSYS-Chat-1M conversations (text)", _text(read_lmsys, seeded=False)),
+    "arena": Reader(
+        "Arena-Hard-Auto answers with token counts per model", lambda p, o: read_arena(p, o.seed)
+    ),
+    "burstgpt": Reader("BurstGPT request log (timestamps and token counts)", lambda p, o: read_burstgpt(p)),
+    "azure": Reader(
+        "Azure LLM inference trace 2023 (timestamps and token counts)", lambda p, o: read_azure(p)
+    ),
+    "mooncake": Reader(
+        "Mooncake trace (timestamps, lengths, prefix hash_ids)", lambda p, o: read_mooncake(p)
+    ),
+    "servegen": Reader(
+        "a ServeGen folder of per-client rate and length distributions (sampled, seeded)",
+        lambda p, o: read_servegen(p, o.seed, o.start_s, o.duration_s or 600.0),
+    ),
+}
+FORMATS = tuple(READERS)
+
+
+def formats_help() -> str:
+    return "; ".join(f"{name} ({reader.summary})" for name, reader in READERS.items())
