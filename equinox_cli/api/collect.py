@@ -15,6 +15,7 @@ from equinox_cli.api.engines import (
     is_http,
     make_engine,
     managed_server,
+    run_one,
     server_policy,
     with_model_tokenizer,
 )
@@ -22,6 +23,7 @@ from equinox_cli.api.params import params_of, route_policy_params
 from equinox_cli.api.profiles import resolve_profile
 from equinox_cli.api.runs import check_out, default_run_dir, versions
 from equinox_cli.core.protocols import RunObserver
+from equinox_cli.core.types import PolicySpec
 from equinox_cli.engines.sim.profiles import DEFAULT_PROFILE
 from equinox_cli.policies import NEEDS_PREDICTOR, make_policy
 from equinox_cli.predict.baselines import MovingAveragePredictor
@@ -68,11 +70,12 @@ def collect(config: CollectConfig, observer: RunObserver | None = None) -> Colle
     out_dir = config.out or default_run_dir(
         config.traces_root, f"collected-{workload.name}", config.workload.seed
     )
-    managed = managed_server(config.engine, config.vllm, out_dir, "moving-average", routed, profile.kv_gate)
+    managed = managed_server(config.engine, config.vllm, out_dir, "moving-average", profile.kv_gate)
     engine = make_engine(
         config.engine, profile, config.http, managed, gate=MovingAveragePredictor, seed=config.workload.seed
     )
-    result = engine.run(workload, policy, observer)
+    policy_spec = PolicySpec(config.policy, routed[config.policy], "moving-average")
+    result = run_one(engine, workload, policy, policy_spec, observer)
     requests = collected_requests(pd.DataFrame(result.requests), workload)
     steps = collected_steps(pd.DataFrame(result.steps))
     meta = {

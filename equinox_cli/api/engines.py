@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING
 from equinox_cli.api.params import split_key_values
 from equinox_cli.core.checks import check_number
 from equinox_cli.core.errors import UserInputError
-from equinox_cli.core.protocols import Engine, OutputPredictor
+from equinox_cli.core.protocols import LiveEngine, OutputPredictor, Policy, RunObserver
+from equinox_cli.core.types import PolicySpec, RunResult, Workload
 from equinox_cli.engines.sim.engine import SimEngine
 from equinox_cli.engines.sim.profiles import Profile
 from equinox_cli.predict.registry import predictor_from_spec
@@ -99,12 +100,7 @@ def check_engine_params(engine: str, engine_params: Sequence[str]) -> None:
 
 
 def managed_server(
-    engine: str,
-    options: VllmOptions,
-    out_dir: Path,
-    predictor: str,
-    params: Mapping[str, Mapping[str, str]],
-    kv_gate: bool = False,
+    engine: str, options: VllmOptions, out_dir: Path, predictor: str, kv_gate: bool = False
 ) -> ManagedServer | None:
     """For `--engine vllm`: the server recipe; its logs go beside the report (OUT.server-logs/)."""
     if engine != "vllm":
@@ -124,8 +120,6 @@ def managed_server(
         python=options.python,
         kv_cache_gib=options.kv_cache_gib,
         server_args=options.server_args,
-        predictor=predictor,
-        params=params,
         startup_timeout_s=options.startup_timeout_s,
         kv_gate=kv_gate,
     )
@@ -138,7 +132,7 @@ def make_engine(
     managed: ManagedServer | None = None,
     gate: Callable[[], OutputPredictor] | None = None,
     seed: int = 0,
-) -> Engine:
+) -> SimEngine | LiveEngine:
     """`gate` makes the simulator's KV-gate predictor (`-E kv_gate=true`), one per run; `seed`
     drives the simulator's step-time residuals."""
     if engine == "sim":
@@ -231,3 +225,16 @@ def with_model_tokenizer(
             "counts are approximated (pip install tokenizers)"
         ]
     return replace(spec, tokenizer=options.model), []
+
+
+def run_one(
+    engine: SimEngine | LiveEngine,
+    workload: Workload,
+    policy: Policy,
+    spec: PolicySpec,
+    observer: RunObserver | None,
+) -> RunResult:
+    """The simulator executes the policy object; a live engine's own scheduler runs its spec."""
+    if isinstance(engine, SimEngine):
+        return engine.run(workload, policy, observer)
+    return engine.run(workload, spec, observer)

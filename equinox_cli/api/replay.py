@@ -16,6 +16,7 @@ from equinox_cli.api.engines import (
     is_http,
     make_engine,
     managed_server,
+    run_one,
     server_policy,
     utilisation_label,
     with_model_tokenizer,
@@ -28,7 +29,7 @@ from equinox_cli.core.errors import UserInputError
 from equinox_cli.core.protocols import RunObserver
 from equinox_cli.core.schema import REPORT_SCHEMA
 from equinox_cli.core.slo import parse_slos
-from equinox_cli.core.types import Workload
+from equinox_cli.core.types import PolicySpec, Workload
 from equinox_cli.engines.sim.profiles import DEFAULT_PROFILE
 from equinox_cli.metrics.summary import MetricsConfig, RunTables, policies_identical, summarize
 from equinox_cli.predict.artifact import Artifact
@@ -118,7 +119,7 @@ def run_policies(
             f"{config.engine} does not say which policy it runs (not `equinox serve`?): the results are "
             f"filed under --policy {config.policy}"
         )
-    managed = managed_server(config.engine, config.vllm, where, config.predictor, routed, profile.kv_gate)
+    managed = managed_server(config.engine, config.vllm, where, config.predictor, profile.kv_gate)
     artifacts: dict[Path, Artifact] = {}
     engine = make_engine(
         config.engine,
@@ -130,7 +131,8 @@ def run_policies(
     )
     runs: dict[str, RunTables] = {}
     for name, policy in policies.items():
-        result = engine.run(workload, policy, observer)
+        policy_spec = PolicySpec(name, routed[name], config.predictor)
+        result = run_one(engine, workload, policy, policy_spec, observer)
         runs[name] = summarize(
             name,
             pd.DataFrame(result.requests),

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Protocol, runtime_checkable
 
-from equinox_cli.core.types import Completion, Progress, Request, RunResult, Workload
+from equinox_cli.core.types import Completion, PolicySpec, Progress, Request, RunResult, Workload
 
 
 @runtime_checkable
@@ -70,4 +70,12 @@ class RunObserver(Protocol):
 
 
 class Engine(Protocol):
+    """An engine that executes a policy object (the simulator)."""
+
     def run(self, workload: Workload, policy: Policy, observer: RunObserver | None = None) -> RunResult: ...
+
+
+class LiveEngine(Protocol):
+    """An engine whose own scheduler runs the policy (a vLLM server): it gets the policy's spec."""
+
+    def run(self, workload: Workload, spec: PolicySpec, observer: RunObserver | None = None) -> RunResult: ...

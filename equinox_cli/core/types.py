@@ -89,6 +89,17 @@ class Completion:
 
 
 @dataclass(frozen=True, slots=True)
+class PolicySpec:
+    """What a live engine needs of a policy: its name, -P values and predictor. The engine's own
+    scheduler runs it (a server started with it, or one that says it runs it); the simulator gets
+    the policy object itself."""
+
+    name: str
+    params: Mapping[str, str] = field(default_factory=dict)
+    predictor: str = "moving-average"
+
+
+@dataclass(frozen=True, slots=True)
 class RunResult:
     """Everything one engine run produced, as plain column lists (one writer turns it to Parquet).
 

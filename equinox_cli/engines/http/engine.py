@@ -13,11 +13,11 @@ import math
 
 import numpy as np
 
-from equinox_cli.core.protocols import Policy, RunObserver
+from equinox_cli.core.protocols import RunObserver
 from equinox_cli.core.schema import ENGINE_REQUEST_COLUMNS as REQUEST_COLUMNS
 from equinox_cli.core.schema import ENGINE_STEP_COLUMNS as STEP_COLUMNS
 from equinox_cli.core.schema import HTTP_REQUEST_COLUMNS as HTTP_COLUMNS
-from equinox_cli.core.types import RunResult, Workload
+from equinox_cli.core.types import PolicySpec, RunResult, Workload
 from equinox_cli.engines.http.client import HttpConfig, Outcome, replay_http
 
 
@@ -55,15 +55,15 @@ class HttpEngine:
     def __init__(self, config: HttpConfig) -> None:
         self.config = config
 
-    def run(self, workload: Workload, policy: Policy, observer: RunObserver | None = None) -> RunResult:
-        """`policy` only labels the run: the server's own scheduler decides."""
+    def run(self, workload: Workload, spec: PolicySpec, observer: RunObserver | None = None) -> RunResult:
+        """The server's own scheduler runs `spec` (api checks that the server says so)."""
         if observer:
-            observer.on_start(policy.name, len(workload))
+            observer.on_start(spec.name, len(workload))
         on_done = (lambda n: observer.on_advance(n, 0.0)) if observer else None
         outcomes = replay_http(workload, self.config, on_done)
         if observer:
-            observer.on_end(policy.name)
-        return http_result(policy.name, outcomes, self.config)
+            observer.on_end(spec.name)
+        return http_result(spec.name, outcomes, self.config)
 
 
 def http_result(policy: str, outcomes: list[Outcome], config: HttpConfig) -> RunResult:

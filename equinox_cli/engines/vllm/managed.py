@@ -13,15 +13,15 @@ import json
 import math
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from equinox_cli.core.errors import UserInputError
-from equinox_cli.core.protocols import Policy, RunObserver
+from equinox_cli.core.protocols import RunObserver
 from equinox_cli.core.schema import ENGINE_REQUEST_COLUMNS as REQUEST_COLUMNS
 from equinox_cli.core.schema import ENGINE_STEP_COLUMNS as STEP_COLUMNS
-from equinox_cli.core.types import RunResult, Workload
+from equinox_cli.core.types import PolicySpec, RunResult, Workload
 from equinox_cli.engines.http.client import HttpConfig, Outcome
 from equinox_cli.engines.http.engine import HttpEngine, http_result
 from equinox_cli.engines.vllm.launcher import ServeConfig, free_port, start_server
@@ -42,8 +42,6 @@ class ManagedServer:
     python: str = sys.executable
     kv_cache_gib: int = 1
     server_args: tuple[str, ...] = ("--enforce-eager",)
-    predictor: str = "moving-average"
-    params: Mapping[str, Mapping[str, str]] = field(default_factory=dict)  # policy → -P pairs
     startup_timeout_s: float = 600.0
     kv_gate: bool = False  # -E kv_gate=true: the engine's KV gate in every server
 
@@ -53,13 +51,14 @@ class ManagedVllmEngine:
         self.server = server
         self.http = http  # base_url is replaced by each server's own
 
-    def run(self, workload: Workload, policy: Policy, observer: RunObserver | None = None) -> RunResult:
-        logs = self.server.logs_dir / policy.name
+    def run(self, workload: Workload, spec: PolicySpec, observer: RunObserver | None = None) -> RunResult:
+        """A fresh server with `spec` as its scheduler, the replay against it, then its engine rows."""
+        logs = self.server.logs_dir / spec.name
         config = ServeConfig(
             model=self.server.model,
-            policy=policy.name,
-            params=self.server.params.get(policy.name, {}),
-            predictor=self.server.predictor,
+            policy=spec.name,
+            params=spec.params,
+            predictor=spec.predictor,
             kv_gate=self.server.kv_gate,
             port=free_port(),
             python=self.server.python,
@@ -74,9 +73,9 @@ class ManagedVllmEngine:
         except UserInputError as exc:  # a fault of this run: recorded, and the other policies still run
             reason = f"server did not start: {exc}"
             unsent = [Outcome(it, "not_sent", reason, it.request.arrival_s) for it in workload.items]
-            return http_result(policy.name, unsent, self.http)
+            return http_result(spec.name, unsent, self.http)
         try:
-            result = HttpEngine(replace(self.http, base_url=server.base_url)).run(workload, policy, observer)
+            result = HttpEngine(replace(self.http, base_url=server.base_url)).run(workload, spec, observer)
         finally:
             server.stop()
         steps = read_rows(logs / STEPS_FILE)
