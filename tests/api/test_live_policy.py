@@ -40,3 +40,6 @@ def test_a_server_that_does_not_say_is_a_warning(tmp_path: Path) -> None:
         outcome = api.replay(_config(url, tmp_path))
     assert any("does not say which policy it runs" in w for w in outcome.warnings)
     assert "server" not in json.loads((outcome.out_dir / "run.json").read_text())
+    # a live run has no engine steps: its report draws what the client saw
+    page = api.report(outcome.out_dir).read_text()
+    assert "throughput over time" in page and "engine busy fraction" not in page
