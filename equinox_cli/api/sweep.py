@@ -29,7 +29,7 @@ from equinox_cli.api.runs import versions
 from equinox_cli.core.errors import UserInputError
 from equinox_cli.metrics.summary import policies_identical
 from equinox_cli.report.read import SWEEP_SCHEMA
-from equinox_cli.workload.build import WorkloadSpec
+from equinox_cli.workload.build import WorkloadSpec, check_source, check_spec
 
 CELL_COLUMNS = ("cell", "key", "workload", "rate_rps", "time_scale", "seed", "engine_params", "params")
 
@@ -127,8 +127,14 @@ def cells_of(experiment: Experiment) -> list[Cell]:
 
 
 def check_cells(cells: list[Cell], source: Path) -> None:
-    """Every -P and -E value valid before any cell runs (one line naming the file)."""
+    """Every workload setting, -P and -E value valid before any cell runs (one line naming the file)."""
     seen: set[tuple[str, ...]] = set()
+    for spec in {cell_spec(cell) for cell in cells}:
+        try:
+            check_spec(spec)
+            check_source(spec)
+        except UserInputError as exc:
+            raise UserInputError(f"{source}: {exc}") from None
     for cell in cells:
         for check in ((cell.policy, *cell.params), ("-E", *cell.engine_params)):
             if check in seen:
@@ -145,10 +151,8 @@ def check_cells(cells: list[Cell], source: Path) -> None:
                 raise UserInputError(f"{source}: {exc}") from None
 
 
-def run_cell(cell: Cell) -> pd.DataFrame:
-    """The cell's summary row with its settings. Pure: the same cell gives the same numbers."""
-    start = time.perf_counter()
-    spec = WorkloadSpec(
+def cell_spec(cell: Cell) -> WorkloadSpec:
+    return WorkloadSpec(
         source=cell.workload,
         format=cell.format,
         tenants=cell.tenants,
@@ -160,6 +164,12 @@ def run_cell(cell: Cell) -> pd.DataFrame:
         start_s=cell.start_s,
         max_tokens=cell.max_tokens,
     )
+
+
+def run_cell(cell: Cell) -> pd.DataFrame:
+    """The cell's summary row with its settings. Pure: the same cell gives the same numbers."""
+    start = time.perf_counter()
+    spec = cell_spec(cell)
     config = ReplayConfig(
         workload=spec,
         profile=cell.profile,

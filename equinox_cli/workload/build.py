@@ -126,6 +126,24 @@ def check_spec(spec: WorkloadSpec) -> None:
     check_number("--max-tokens", spec.max_tokens, 1, MAX_TOKENS, integer=True)
 
 
+def check_source(spec: WorkloadSpec) -> None:
+    """The source names a suite or an existing regular file or folder, the format and tenant rule
+    are valid: what can be checked without reading the trace (a sweep checks every cell so)."""
+    if spec.tenants:
+        parse_tenant_rule(spec.tenants)
+    if spec.source is None or (spec.source in SUITES and not Path(spec.source).exists()):
+        return
+    path = Path(spec.source)
+    if not path.exists():
+        raise UserInputError(
+            f"{spec.source}: no such file, folder or suite; suites: {', '.join(sorted(SUITES))}"
+        )
+    if not (path.is_file() or path.is_dir()):  # a pipe or a device would block or never end
+        raise UserInputError(f"{spec.source}: not a regular file or folder")
+    if spec.format is not None and spec.format not in FORMATS:
+        raise unknown_name("format", spec.format, FORMATS)
+
+
 def cap_outputs(frame: pd.DataFrame, cap: int, name: str) -> list[str]:
     """On a validated frame: requests without a max_tokens get the client's cap, never their true
     output (no policy or predictor may learn it before the request ends); longer outputs are cut
@@ -143,6 +161,7 @@ def cap_outputs(frame: pd.DataFrame, cap: int, name: str) -> list[str]:
 def build_workload(spec: WorkloadSpec) -> tuple[Workload, list[str]]:
     """The workload a spec names, and the warnings a user should see (nothing is printed here)."""
     check_spec(spec)
+    check_source(spec)
     name = spec.source or DEFAULT_WORKLOAD
     if spec.source is None or (spec.source in SUITES and not Path(spec.source).exists()):
         frame = SUITES[name](spec.seed, spec.duration_s)
@@ -159,14 +178,6 @@ def build_workload(spec: WorkloadSpec) -> tuple[Workload, list[str]]:
         warnings = cap_outputs(frame, spec.max_tokens, name)
         return frame_to_workload(frame, name, {"suite": name, "seed": spec.seed}), warnings
     path = Path(spec.source)
-    if not path.exists():
-        raise UserInputError(
-            f"{spec.source}: no such file, folder or suite; suites: {', '.join(sorted(SUITES))}"
-        )
-    if not (path.is_file() or path.is_dir()):  # a pipe or a device would block or never end
-        raise UserInputError(f"{spec.source}: not a regular file or folder")
-    if spec.format is not None and spec.format not in FORMATS:
-        raise unknown_name("format", spec.format, FORMATS)
     fmt = spec.format or detect_format(path)
     raw = _read(path, fmt, spec)
     if fmt == "canonical":  # a canonical file must not carry columns we would silently drop

@@ -158,6 +158,13 @@ def test_ray_runs_each_cell_as_a_task(tmp_path: Path, monkeypatch: pytest.Monkey
             "duration_s: expected a int/float, got 'long'",
         ),
         ("workloads = [\n", "not valid TOML"),
+        (GRID.replace("seeds = [1, 2]", "seeds = [1, -1]"), "--seed -1: must be in"),
+        (
+            GRID.replace('["overload"]', '["overload", "nowhere.jsonl"]'),
+            "nowhere.jsonl: no such file, folder or suite",
+        ),
+        (GRID.replace("time_scales = [0.5, 1.0]", "time_scales = [0.0]"), "--time-scale 0: must be in (0,"),
+        ('tenants = "bogus:3"\n' + GRID, "bogus"),
     ],
 )
 def test_bad_experiment_is_one_line_naming_file_and_key(
