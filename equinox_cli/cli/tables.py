@@ -130,16 +130,19 @@ def mope_other_table(metrics: pd.DataFrame) -> Table:
 
 
 def compare_table(rows: pd.DataFrame, title: str) -> Table:
-    """`equinox compare`: one row per (run, policy, metric); means ± 95 % intervals across seeds."""
-    table = Table(title=title, title_justify="left")
-    for column in ("run", "policy", "metric", "base", "new", "change", "rule", "verdict"):
+    """`equinox compare`: one row per (run, policy, metric); means ± 95 % intervals across seeds.
+    With one run configuration it goes in the title, not in a column on every row."""
+    keys = rows["key"].unique()
+    single = len(keys) == 1
+    table = Table(title=f"{title}: {keys[0]}" if single else title, title_justify="left")
+    columns = ("policy", "metric", "base", "new", "change", "rule", "verdict")
+    for column in columns if single else ("run", *columns):
         table.add_column(
             column, justify="right" if column in ("base", "new", "change") else "left", overflow="fold"
         )
     verdict_style = {"regression": "[bold red]regression[/]", "ok": "[green]ok[/]", "info": ""}
     for row in rows.itertuples(index=False):
-        table.add_row(
-            str(row.key),
+        cells = [
             str(row.policy),
             str(row.metric),
             _interval(row.base_mean, row.base_ci95, row.base_n),
@@ -147,7 +150,8 @@ def compare_table(rows: pd.DataFrame, title: str) -> Table:
             _fmt(row.change, "{:+.1%}"),
             str(row.rule),
             verdict_style[str(row.verdict)],
-        )
+        ]
+        table.add_row(*(cells if single else [str(row.key), *cells]))
     return table
 
 
