@@ -88,6 +88,7 @@ def collect(config: CollectConfig, observer: RunObserver | None = None) -> Colle
         "profile": asdict(profile),
         "policy": config.policy,
         "policy_params": params_of(policy),
+        **({"engine_config": result.config["engine_config"]} if "engine_config" in result.config else {}),
         "versions": versions(),
     }
     write_collected(out_dir, meta, requests, steps)

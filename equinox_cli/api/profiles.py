@@ -11,7 +11,7 @@ import pandas as pd
 from equinox_cli.api.params import split_key_values
 from equinox_cli.engines.sim.engine import apply_engine_args
 from equinox_cli.engines.sim.profiles import DEFAULT_PROFILE, Profile, get_profile
-from equinox_cli.predict.artifact import step_fit, step_residuals
+from equinox_cli.predict.artifact import engine_config, step_fit, step_residuals
 from equinox_cli.predict.step_model import fit_step_time
 
 
@@ -22,9 +22,15 @@ def resolve_profile(name: str, engine_params: Sequence[str]) -> Profile:
 
 
 def calibrated_profile(artifact: Path) -> Profile:
-    """The default profile with c0, c_p, c_d, c_kv from the step rows an artifact was trained on."""
+    """A profile of the engine an artifact's data came from: c0, c_p, c_d, c_kv and their scatter
+    fitted on its step rows, and, when the real engine recorded it, that engine's block size, batch
+    caps, KV pool and prefix caching (else the default profile's)."""
     base = get_profile(DEFAULT_PROFILE)
     source = f"step-time model fitted by `equinox train-mope` on the step rows of {artifact}"
+    engine = engine_config(artifact)
+    if engine is not None:
+        base = replace(engine_base(engine), prefix_caching=bool(engine["prefix_caching"]))
+        source += "; block size, batch caps, KV pool and prefix caching recorded by the engine's plug-in"
     return profile_from_fit(
         base, step_fit(artifact), step_residuals(artifact), f"calibrated:{artifact.name}", source
     )
@@ -34,17 +40,23 @@ def profile_from_steps(steps: pd.DataFrame, engine: Mapping[str, float], name: s
     """A profile of a real engine: its configuration (`engine`: block_size, max_num_seqs,
     max_num_batched_tokens, api_overhead_s; the KV pool from the step rows) and its step-time
     model and scatter fitted on its step rows."""
+    base = engine_base({**engine, "kv_total_blocks": int(steps["kv_total_blocks"].max())})
+    fit = fit_step_time(steps)
+    return profile_from_fit(base, fit.to_dict(), fit.residual_ratios, name, sources)  # type: ignore[arg-type]
+
+
+def engine_base(engine: Mapping[str, float | int | bool]) -> Profile:
+    """The default profile with a real engine's block size, batch caps, KV pool (kv_total_blocks)
+    and HTTP overhead (api_overhead_s, 0 when unknown)."""
     block = int(engine["block_size"])
-    base = replace(
+    return replace(
         get_profile(DEFAULT_PROFILE),
-        kv_capacity_tokens=int(steps["kv_total_blocks"].max()) * block,
+        kv_capacity_tokens=int(engine["kv_total_blocks"]) * block,
         block_size=block,
         max_num_seqs=int(engine["max_num_seqs"]),
         max_num_batched_tokens=int(engine["max_num_batched_tokens"]),
         api_overhead_s=float(engine.get("api_overhead_s", 0.0)),
     )
-    fit = fit_step_time(steps)
-    return profile_from_fit(base, fit.to_dict(), fit.residual_ratios, name, sources)  # type: ignore[arg-type]
 
 
 def profile_from_fit(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -53,6 +54,7 @@ def train_mope_artifact(
         "metrics": result.metrics.to_dict(orient="records"),
         "output_mae_single_over_mope": ratio,
         "step_model": result.step_fit.to_dict() if result.step_fit else None,
+        **engine_of(config.data, result.warnings),
         "versions": versions("scikit-learn"),
         "warnings": result.warnings,
     }
@@ -62,3 +64,25 @@ def train_mope_artifact(
     }
     save_artifact(out_dir, result.mope, manifest, extra)
     return TrainMopeOutcome(out_dir, result, ratio)
+
+
+def engine_of(data: tuple[Path, ...], warnings: list[str]) -> dict[str, object]:
+    """{"engine_config": ...} when every collected folder recorded the same real engine (its
+    collect.json), so that `--profile predictors/NAME` models that engine; else {}."""
+    configs = []
+    for path in data:
+        folder = path if path.is_dir() else path.parent
+        try:
+            meta = json.loads((folder / "collect.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return {}
+        config = meta.get("engine_config") if isinstance(meta, dict) else None
+        if not isinstance(config, dict):
+            return {}
+        configs.append(config)
+    if any(c != configs[0] for c in configs[1:]):
+        warnings.append(
+            "the collected folders come from differently configured engines: no engine_config kept"
+        )
+        return {}
+    return {"engine_config": configs[0]} if configs else {}

@@ -176,6 +176,31 @@ def step_residuals(path: Path) -> tuple[float, ...]:
     return tuple(_number(v, "step_model.residual_ratios", path, 0.0, MAX_RESIDUAL_RATIO) for v in raw)
 
 
+ENGINE_COUNTS = {  # engine_config key → largest accepted value
+    "block_size": 1024,
+    "max_num_seqs": 1_000_000,
+    "max_num_batched_tokens": 100_000_000,
+    "kv_total_blocks": 1_000_000_000,
+}
+
+
+def engine_config(path: Path) -> dict[str, int | bool] | None:
+    """The configuration of the real engine the artifact's data was collected on (its plug-in
+    wrote it: block size, batch caps, KV pool, prefix caching); None when unknown (simulated data,
+    or data from engines that differ)."""
+    raw = read_manifest(path).get("engine_config")
+    if raw is None:
+        return None
+    if not isinstance(raw, dict):
+        raise _refuse(path, "engine_config: not an object")
+    config: dict[str, int | bool] = {
+        key: _count(raw.get(key), f"engine_config.{key}", path, 1, high)
+        for key, high in ENGINE_COUNTS.items()
+    }
+    config["prefix_caching"] = bool(raw.get("prefix_caching", False))
+    return config
+
+
 def _number(value: object, field: str, path: Path, low: float = -math.inf, high: float = math.inf) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
         shown = str(value)[:40]

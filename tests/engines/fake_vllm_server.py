@@ -15,7 +15,7 @@ from pathlib import Path
 from aiohttp import web
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from equinox_cli.engines.vllm.recorder import REQUESTS_FILE, STEPS_FILE
+from equinox_cli.engines.vllm.recorder import ENGINE_CONFIG_FILE, REQUESTS_FILE, STEPS_FILE
 from tests.engines.fake_openai import BEHAVIOUR, Behaviour, _completions
 
 
@@ -46,6 +46,10 @@ async def _logged_completions(request: web.Request) -> web.StreamResponse:
 def main() -> None:
     if os.environ.get("FAKE_VLLM_FAIL_POLICY") == os.environ.get("EQUINOX_POLICY"):
         sys.exit(3)
+    if os.environ.get("EQUINOX_LOG_DIR"):  # like the plug-in: its configuration at start
+        Path(os.environ["EQUINOX_LOG_DIR"]).mkdir(parents=True, exist_ok=True)
+        config = {"block_size": 16, "max_num_seqs": 8, "max_num_batched_tokens": 512, "kv_total_blocks": 99}
+        (Path(os.environ["EQUINOX_LOG_DIR"]) / ENGINE_CONFIG_FILE).write_text(json.dumps(config))
     app = web.Application()
     app[BEHAVIOUR] = Behaviour()
     app.router.add_get("/health", _health)

@@ -187,3 +187,6 @@ def test_collect_on_engine_vllm_keeps_the_servers_step_rows(
     assert len(outcome.steps) == 6 and outcome.steps["prefill_tokens"].sum() == 6 * 8
     assert (outcome.requests["running_at_admit"] == 1).all()
     assert (tmp_path / "collected" / "steps.parquet").exists()
+    # the engine's configuration, as its plug-in recorded it, reaches collect.json (for train-mope)
+    meta = json.loads((tmp_path / "collected" / "collect.json").read_text())
+    assert meta["engine_config"]["kv_total_blocks"] == 99 and meta["engine_config"]["max_num_seqs"] == 8

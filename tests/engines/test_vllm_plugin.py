@@ -27,7 +27,7 @@ from equinox_cli.engines.vllm.offline import (
 )
 from equinox_cli.engines.vllm.plugin import EquinoxAsyncScheduler, EquinoxScheduler
 from equinox_cli.engines.vllm.queue import PolicyQueue
-from equinox_cli.engines.vllm.recorder import REQUESTS_FILE, STEPS_FILE
+from equinox_cli.engines.vllm.recorder import ENGINE_CONFIG_FILE, REQUESTS_FILE, STEPS_FILE
 from equinox_cli.engines.vllm.tiny_model import build_tiny_model
 
 PROMPT, OUTPUT = 32, 8
@@ -198,6 +198,15 @@ def test_log_rows_follow_the_collect_schema(
     assert by_id["r0"]["running_at_arrival"] == 0 and by_id["r0"]["running_at_admit"] == 0
     assert by_id["r0"]["waiting_at_admit"] == 5  # all five queued as the first step began
     assert all(r["first_token_s"] >= r["admitted_s"] >= r["arrival_s"] >= 0 for r in request_rows)
+    # the engine's own configuration, as a calibrated profile reads it (null block excluded)
+    config = json.loads((tmp_path / ENGINE_CONFIG_FILE).read_text())
+    assert config == {
+        "block_size": 16,
+        "max_num_seqs": SMALL.max_num_seqs,
+        "max_num_batched_tokens": SMALL.max_num_batched_tokens,
+        "kv_total_blocks": SMALL.num_blocks - 1,
+        "prefix_caching": False,
+    }
     assert all(r["kv_total_blocks"] == SMALL.num_blocks - 1 for r in step_rows)  # less the null block
     assert all(0 <= r["kv_used_blocks"] <= r["kv_total_blocks"] for r in step_rows)
 

@@ -25,7 +25,7 @@ from equinox_cli.core.types import PolicySpec, RunResult, Workload
 from equinox_cli.engines.http.client import HttpConfig, Outcome
 from equinox_cli.engines.http.engine import HttpEngine, http_result
 from equinox_cli.engines.vllm.launcher import ServeConfig, free_port, start_server
-from equinox_cli.engines.vllm.recorder import REQUESTS_FILE, STEPS_FILE
+from equinox_cli.engines.vllm.recorder import ENGINE_CONFIG_FILE, REQUESTS_FILE, STEPS_FILE
 
 # what only the engine sees of a request: preemptions and its state at arrival and admission
 ENGINE_REQUEST_COLUMNS = tuple(
@@ -83,8 +83,16 @@ class ManagedVllmEngine:
             result,
             requests=merge_engine_rows(result.requests, read_rows(logs / REQUESTS_FILE)),
             steps={c: [row.get(c, math.nan) for row in steps] for c in STEP_COLUMNS},
-            config={**result.config, "server_logs": str(logs)},
+            config={**result.config, "server_logs": str(logs), **_engine_config(logs)},
         )
+
+
+def _engine_config(logs: Path) -> dict[str, object]:
+    """{"engine_config": ...} as the plug-in recorded it at start ({} if it did not)."""
+    try:
+        return {"engine_config": json.loads((logs / ENGINE_CONFIG_FILE).read_text(encoding="utf-8"))}
+    except (OSError, ValueError):
+        return {}
 
 
 def read_rows(path: Path) -> list[dict[str, Any]]:

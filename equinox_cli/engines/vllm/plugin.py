@@ -80,6 +80,8 @@ class EquinoxScheduler(Scheduler):
         self._eq_steps: dict[int, _Step] = {}  # id(scheduler output) → step (two in flight if async)
         log_dir = os.environ.get("EQUINOX_LOG_DIR")
         self._eq_log = EngineLog(Path(log_dir)) if log_dir else None
+        if self._eq_log is not None:
+            self._eq_log.config(self._eq_engine_config())
         self._eq_tracks: dict[str, RequestTrack] = {}
         self._eq_outputs: dict[str, int] = {}  # request id → output tokens already charged
         # the KV gate: the final size (prompt + predicted output) of each admitted request
@@ -285,6 +287,16 @@ class EquinoxScheduler(Scheduler):
         used = self._kv_used_blocks()
         waiting = len(self.waiting) + len(self.kv_holding_waiting)
         return EngineState(len(self.running), waiting, used / total if total else 0.0)
+
+    def _eq_engine_config(self) -> dict[str, object]:
+        """What the simulator needs to model this engine (api.calibrated_profile reads it)."""
+        return {
+            "block_size": int(self.block_size),
+            "max_num_seqs": int(self.max_num_running_reqs),
+            "max_num_batched_tokens": int(self.max_num_scheduled_tokens),
+            "kv_total_blocks": self._kv_total_blocks(),
+            "prefix_caching": bool(self.cache_config.enable_prefix_caching),
+        }
 
     def _kv_total_blocks(self) -> int:
         """Blocks requests can hold: vLLM's pool keeps one as its null block."""

@@ -17,6 +17,7 @@ from typing import IO
 
 STEPS_FILE = "engine_steps.jsonl"
 REQUESTS_FILE = "engine_requests.jsonl"
+ENGINE_CONFIG_FILE = "engine_config.json"  # block size, batch caps, KV pool: written at start
 
 
 @dataclass(slots=True)
@@ -84,6 +85,10 @@ class EngineLog:
             "kv_used_frac_at_admit": admit.kv_used_frac if admit else None,
         }
         self._requests.write(json.dumps(row) + "\n")
+
+    def config(self, engine_config: dict[str, object]) -> None:
+        """The engine's own configuration (ENGINE_CONFIG_FILE), what a calibrated profile needs."""
+        (self.folder / ENGINE_CONFIG_FILE).write_text(json.dumps(engine_config, sort_keys=True) + "\n")
 
     def close(self) -> None:
         self._steps.close()
