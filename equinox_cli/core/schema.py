@@ -107,6 +107,7 @@ REPORT_TABLES: dict[str, tuple[str, ...]] = {
         "ttft_p99_s",
         "e2e_mean_s",
         "output_tokens_served",
+        "requests_in_slo",
     ),
     "steps": ("policy", *ENGINE_STEP_COLUMNS),
     "timeline": (

@@ -43,15 +43,18 @@ class RunTables:
 FAILED_STATUSES = ("error", "timeout", "not_sent", "length_mismatch")  # a live run with any is incomplete
 
 
+def within_slo(finished: pd.DataFrame, cfg: MetricsConfig) -> pd.Series:
+    """Per finished request: TTFT and TPOT within its tenant's objectives (no TPOT: one token)."""
+    ttft_slo = finished["client_id"].map(lambda c: cfg.slo.for_client(str(c)).ttft_s).astype(float)
+    tpot_slo = finished["client_id"].map(lambda c: cfg.slo.for_client(str(c)).tpot_s).astype(float)
+    return (finished["ttft_s"] <= ttft_slo) & ((finished["tpot_s"] <= tpot_slo) | finished["tpot_s"].isna())
+
+
 def _system(requests: pd.DataFrame, steps: pd.DataFrame, cfg: MetricsConfig) -> dict[str, float]:
     finished = requests[requests["status"] == "finished"]
     makespan = float(requests["finish_s"].max()) if len(requests) else 0.0
     busy = float((steps["gpu_util"] * steps["step_time_s"]).sum()) if len(steps) else 0.0
-    ttft_slo = finished["client_id"].map(lambda c: cfg.slo.for_client(str(c)).ttft_s).astype(float)
-    tpot_slo = finished["client_id"].map(lambda c: cfg.slo.for_client(str(c)).tpot_s).astype(float)
-    good = finished[
-        (finished["ttft_s"] <= ttft_slo) & ((finished["tpot_s"] <= tpot_slo) | finished["tpot_s"].isna())
-    ]
+    good = finished[within_slo(finished, cfg)]
     per_s = 1.0 / makespan if makespan > 0 else float("nan")
     return {
         "makespan_s": makespan,
@@ -98,11 +101,13 @@ def summarize(
         "counter_gap_mean": float(gaps.mean()) if len(gaps) else float("nan"),
         "fairness_window_end_s": end_s,
     }
-    clients = clients.merge(_client_latency(requests), on="client_id", how="left")
+    clients = clients.merge(_client_latency(requests, cfg), on="client_id", how="left")
     return RunTables(requests, clients, steps, line, counters, summary)
 
 
-def _client_latency(requests: pd.DataFrame) -> pd.DataFrame:
+def _client_latency(requests: pd.DataFrame, cfg: MetricsConfig) -> pd.DataFrame:
+    finished = requests[requests["status"] == "finished"]
+    in_slo = finished[within_slo(finished, cfg)].groupby("client_id").size()
     rows = []
     for client, group in requests.groupby("client_id", sort=True):
         ttft = group["ttft_s"].dropna().to_numpy(float)
@@ -113,6 +118,7 @@ def _client_latency(requests: pd.DataFrame) -> pd.DataFrame:
                 "ttft_p99_s": float(np.percentile(ttft, 99)) if ttft.size else float("nan"),
                 "e2e_mean_s": float(group["e2e_s"].mean()),
                 "output_tokens_served": int(group.loc[group["status"] == "finished", "output_tokens"].sum()),
+                "requests_in_slo": int(in_slo.get(client, 0)),
             }
         )
     return pd.DataFrame(rows)

@@ -68,7 +68,10 @@ def test_goodput_uses_each_tenants_objective() -> None:
     makespan = 4.0
     base = summarize("p", _requests(), empty, empty, MetricsConfig())  # ttft ≤ 2: one of each tenant
     assert base.summary["goodput_requests_per_s"] == pytest.approx(2 / makespan)
+    assert base.clients.set_index("client_id")["requests_in_slo"].to_dict() == {"a": 1, "b": 1}
     loose_b = MetricsConfig(slo=parse_slos(["b:ttft=5"]))  # b's 3 s request now counts
+    per_client = summarize("p", _requests(), empty, empty, loose_b).clients.set_index("client_id")
+    assert per_client["requests_in_slo"].to_dict() == {"a": 1, "b": 2}
     assert summarize("p", _requests(), empty, empty, loose_b).summary[
         "goodput_requests_per_s"
     ] == pytest.approx(3 / makespan)
