@@ -200,12 +200,13 @@ def server_policy(
             f"{url} runs policy {running!r} (params {info.get('params')}), not --policy {policy}: "
             f"pass --policy {running} so that the results are filed under what ran"
         )
-    served = info.get("params") if isinstance(info.get("params"), dict) else {}
-    differ = {k: v for k, v in params.items() if str(served.get(k)) != v}  # type: ignore[union-attr]
+    raw = info.get("params")
+    served: dict[str, object] = raw if isinstance(raw, dict) else {}
+    differ = {k: v for k, v in params.items() if str(served.get(k)) != v}
     if differ:
         key, value = next(iter(differ.items()))
         raise UserInputError(
-            f"{url} runs {policy} with {key}={served.get(key)!r} (params {served}), not -P {key}={value}"  # type: ignore[union-attr]
+            f"{url} runs {policy} with {key}={served.get(key)!r} (params {served}), not -P {key}={value}"
         )
     return info
 

@@ -11,6 +11,7 @@ OUT/sweep.json the experiment and the sweep's figures.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import os
 import time
@@ -94,36 +95,34 @@ class SweepOutcome:
 
 
 def cells_of(experiment: Experiment) -> list[Cell]:
-    rates = experiment.rates if experiment.time_scales == (1.0,) else (5.0,)
-    cells = []
-    for workload in experiment.workloads:
-        for rate in rates:
-            for scale in experiment.time_scales:
-                for engine in experiment.engine_combos():
-                    for seed in experiment.seeds:
-                        for policy in experiment.policies:
-                            for params in experiment.policy_params(policy):
-                                cells.append(
-                                    Cell(
-                                        workload,
-                                        rate,
-                                        scale,
-                                        seed,
-                                        policy,
-                                        tuple(params),
-                                        tuple(engine),
-                                        experiment.profile,
-                                        experiment.predictor,
-                                        experiment.duration_s,
-                                        experiment.limit,
-                                        experiment.tenants,
-                                        experiment.format,
-                                        experiment.max_tokens,
-                                        experiment.start_s,
-                                        experiment.slo,
-                                    )
-                                )
-    return cells
+    """The grid in a fixed order; rates and time scales cannot both vary (load_experiment)."""
+    e = experiment
+    fixed = {
+        "profile": e.profile,
+        "predictor": e.predictor,
+        "duration_s": e.duration_s,
+        "limit": e.limit,
+        "tenants": e.tenants,
+        "format": e.format,
+        "max_tokens": e.max_tokens,
+        "start_s": e.start_s,
+        "slo": e.slo,
+    }
+    grid = itertools.product(e.workloads, e.rates, e.time_scales, e.engine_combos(), e.seeds, e.policies)
+    return [
+        Cell(
+            workload=workload,
+            rate_rps=rate,
+            time_scale=scale,
+            seed=seed,
+            policy=policy,
+            params=tuple(params),
+            engine_params=tuple(engine),
+            **fixed,  # type: ignore[arg-type]
+        )
+        for workload, rate, scale, engine, seed, policy in grid
+        for params in e.policy_params(policy)
+    ]
 
 
 def check_cells(cells: list[Cell], source: Path) -> None:

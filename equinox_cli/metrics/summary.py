@@ -45,8 +45,9 @@ FAILED_STATUSES = ("error", "timeout", "not_sent", "length_mismatch")  # a live 
 
 def within_slo(finished: pd.DataFrame, cfg: MetricsConfig) -> pd.Series:
     """Per finished request: TTFT and TPOT within its tenant's objectives (no TPOT: one token)."""
-    ttft_slo = finished["client_id"].map(lambda c: cfg.slo.for_client(str(c)).ttft_s).astype(float)
-    tpot_slo = finished["client_id"].map(lambda c: cfg.slo.for_client(str(c)).tpot_s).astype(float)
+    slos = {c: cfg.slo.for_client(str(c)) for c in finished["client_id"].unique()}  # once per tenant
+    ttft_slo = finished["client_id"].map({c: slo.ttft_s for c, slo in slos.items()}).astype(float)
+    tpot_slo = finished["client_id"].map({c: slo.tpot_s for c, slo in slos.items()}).astype(float)
     return (finished["ttft_s"] <= ttft_slo) & ((finished["tpot_s"] <= tpot_slo) | finished["tpot_s"].isna())
 
 
