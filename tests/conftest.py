@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from equinox_cli.core.types import Request, Workload, WorkloadItem
+from equinox_cli.predict.baselines import OutputOnly
 
 SHARED_TRACES = Path(__file__).resolve().parents[1].parent / "shared" / "traces"
 
@@ -42,7 +43,7 @@ def make_workload(
     return Workload("test", items)
 
 
-class ConstantPredictor:
+class ConstantPredictor(OutputOnly):
     """A deliberately wrong predictor (misprediction tests): the same guess for every request."""
 
     name = "constant"

@@ -7,7 +7,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from equinox_cli.core.errors import UserInputError
-from equinox_cli.core.protocols import OutputPredictor, Policy
+from equinox_cli.core.protocols import Policy, Predictor
 from equinox_cli.core.slo import SloSet
 from equinox_cli.core.types import Workload
 from equinox_cli.policies import NEEDS_PREDICTOR, POLICY_NAMES, make_policy
@@ -71,7 +71,7 @@ def build_policies(
     return policies
 
 
-def make_predictor(spec: str, workload: Workload, cache: dict[Path, Artifact]) -> OutputPredictor:
+def make_predictor(spec: str, workload: Workload, cache: dict[Path, Artifact]) -> Predictor:
     """A fresh predictor for one policy run (the oracle reads the workload's true lengths)."""
     truth = {it.request.request_id: it.output_tokens for it in workload.items} if spec == "oracle" else None
     return predictor_from_spec(spec, truth, cache)

@@ -1,11 +1,19 @@
-"""The seams: Policy, Engine, RunObserver and the output predictor a policy may be given."""
+"""The seams: Policy, Engine, RunObserver and the predictors a policy or engine may be given."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Protocol, runtime_checkable
+from typing import NamedTuple, Protocol, runtime_checkable
 
-from equinox_cli.core.types import Completion, PolicySpec, Progress, Request, RunResult, Workload
+from equinox_cli.core.types import (
+    Completion,
+    EngineState,
+    PolicySpec,
+    Progress,
+    Request,
+    RunResult,
+    Workload,
+)
 
 
 @runtime_checkable
@@ -57,6 +65,33 @@ class OutputPredictor(Protocol):
     def predict_output_tokens(self, request: Request) -> float: ...
 
     def observe(self, request: Request, output_tokens: int) -> None: ...
+
+
+class RequestForecast(NamedTuple):
+    """What a predictor expects of a request before it runs; None: it has no model for that target."""
+
+    output_tokens: float
+    ttft_s: float | None
+    e2e_s: float | None
+
+
+class StepForecast(NamedTuple):
+    step_time_s: float
+    gpu_util: float  # 0..1
+
+
+class Predictor(OutputPredictor, Protocol):
+    """Every MoPE target before execution. Output tokens stay on the scheduling path
+    (predict_output_tokens, cheap); latency needs the engine's load, which a policy learns from
+    `Progress.load`; a step's time and utilisation are what the GPU-time counter prices with."""
+
+    def forecast(self, request: Request, load: EngineState) -> RequestForecast: ...
+
+    def predict_step(
+        self, prefill_tokens: int, decode_seqs: int, context_tokens: int, load: EngineState
+    ) -> StepForecast | None:
+        """None: this predictor has no step model."""
+        ...
 
 
 class RunObserver(Protocol):

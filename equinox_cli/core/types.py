@@ -61,6 +61,15 @@ class ClientStepService(NamedTuple):
     context_tokens: int  # KV tokens its running requests attended over in the step
 
 
+class EngineState(NamedTuple):
+    """The engine's load at one moment: MoPE's load features (what a request saw when it arrived
+    or was admitted), and what a policy may know of the engine (a tuple: one is built per step)."""
+
+    running: int
+    waiting: int
+    kv_used_frac: float
+
+
 @dataclass(frozen=True, slots=True)
 class Progress:
     """Service given in one engine step, per client (the policy charges its counters from it)."""
@@ -69,6 +78,7 @@ class Progress:
     step_time_s: float
     gpu_util: float  # 0..1, the engine's (modelled or measured) utilisation during the step
     by_client: Mapping[str, ClientStepService]
+    load: EngineState | None = None  # the engine's load when the step was charged (None: unknown)
 
 
 CompletionStatus = Literal["finished", "rejected", "aborted"]

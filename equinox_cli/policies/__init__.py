@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from equinox_cli.core.errors import UserInputError, unknown_name
-from equinox_cli.core.protocols import OutputPredictor, Policy
+from equinox_cli.core.protocols import Policy, Predictor
 from equinox_cli.policies.equinox import EquinoxParams, EquinoxPolicy
 from equinox_cli.policies.fcfs import FCFSPolicy, RPMParams, RPMPolicy
 from equinox_cli.policies.params import parse_params
@@ -20,7 +20,7 @@ class PolicyEntry:
 
     summary: str
     params: type | None  # the -P dataclass; None: no parameters
-    build: Callable[[Any, OutputPredictor | None], Policy]
+    build: Callable[[Any, Predictor | None], Policy]
     needs_predictor: bool = False
 
 
@@ -60,7 +60,7 @@ def policy_help() -> str:
     return "; ".join(f"{name} ({entry.summary})" for name, entry in POLICIES.items())
 
 
-def make_policy(name: str, raw_params: Mapping[str, str], predictor: OutputPredictor | None = None) -> Policy:
+def make_policy(name: str, raw_params: Mapping[str, str], predictor: Predictor | None = None) -> Policy:
     """A fresh policy object; `predictor` is required by equinox and vtc-pred."""
     if name not in POLICY_NAMES:
         raise unknown_name("policy", name, POLICY_NAMES)

@@ -6,12 +6,15 @@ definition (docs/equinox.md has the bound and its proof sketch). Per client c, w
   UFC_c  weighted tokens its users received, VTC's counter exactly: w_p·prompt/w_c at admission,
          w_q/w_c per decode token as it is generated.
   L_c    its users' latency, b_c in [0, 1): an EMA over observations e = 1 − target/max(target, x)
-         of the predicted TTFT at admission (the wait the other clients caused + predicted prefill)
-         and the measured TTFT and TPOT at finish (the worse of the two). Bounded, so it can never
-         cancel service charges.
+         of the TTFT and TPOT the predictor forecasts at arrival from the engine's load (MoPE's
+         latency experts; skipped by predictors without them), the predicted TTFT at admission (the
+         wait the other clients caused + predicted prefill) and the measured TTFT and TPOT at
+         finish (the worse of the two each time). Bounded, so it can never cancel service charges.
   RFC_c  GPU seconds it cost (gpu_time.py): at admission the predicted units of prompt + predicted
          output × the current price (busy seconds per unit), corrected at finish to the actual
-         units × the price over the request's lifetime; divided by w_c.
+         units × the price over the request's lifetime; divided by w_c. The cost model starts from
+         the predictor's step-time and utilisation experts (linearised) when it has them, and
+         learns from the measured steps from then on.
   HF_c = α·UFC_c + β·κ·RFC_c − α·Λ·b_c + lifts_c     (β = 1 − α)
          κ (tokens per busy GPU second, Σ weighted tokens served / Σ busy seconds so far, taken when
          a charge is made) puts GPU seconds in token units, so α and β weigh like with like.
@@ -31,11 +34,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from equinox_cli.core.protocols import OutputPredictor
+from equinox_cli.core.protocols import Predictor
 from equinox_cli.core.slo import DEFAULT_TPOT_SLO_S, DEFAULT_TTFT_SLO_S, Slo
-from equinox_cli.core.types import Completion, Progress, Request
+from equinox_cli.core.types import Completion, EngineState, Progress, Request
 from equinox_cli.policies.counter_base import CounterPolicy
-from equinox_cli.policies.gpu_time import GpuTimeModel
+from equinox_cli.policies.gpu_time import GpuTimeModel, prior_from_predictor
 
 ORDERS = ("sjf", "fifo")
 
@@ -94,11 +97,12 @@ def latency_excess(observed_s: float, slo_s: float) -> float:
 class EquinoxPolicy(CounterPolicy):
     name = "equinox"
 
-    def __init__(self, params: EquinoxParams | None, predictor: OutputPredictor) -> None:
+    def __init__(self, params: EquinoxParams | None, predictor: Predictor) -> None:
         super().__init__()
         self.params = params or EquinoxParams()
         self._predictor = predictor
-        self.gpu = GpuTimeModel()
+        self.gpu = GpuTimeModel(prior=prior_from_predictor(predictor))
+        self._load = EngineState(0, 0, 0.0)  # the engine's load at the last step (Progress.load)
         self._ufc: dict[str, float] = {}
         self._rfc: dict[str, float] = {}
         self._badness: dict[str, float] = {}
@@ -134,7 +138,23 @@ class EquinoxPolicy(CounterPolicy):
         for table in (self._ufc, self._rfc, self._badness, self._lifted):
             table.setdefault(client, 0.0)
         self._predictor.prepare(request)  # text features at arrival, not in the admission path
-        return super().on_arrival(request, now_s)
+        queued = super().on_arrival(request, now_s)
+        if self.params.latency_tokens > 0:  # Λ = 0: the latency term moves nothing
+            self._observe_forecast(request)
+        return queued
+
+    def _observe_forecast(self, request: Request) -> None:
+        """The latency the predictor expects this request to see, before it runs (the queue as it
+        is now, itself excluded; the rest of the load as of the last step)."""
+        load = EngineState(self._load.running, len(self) - 1, self._load.kv_used_frac)
+        forecast = self._predictor.forecast(request, load)
+        if forecast.ttft_s is None:
+            return
+        excess = latency_excess(forecast.ttft_s, self._ttft_target_s(request))
+        if forecast.e2e_s is not None and forecast.output_tokens > 1:
+            tpot_s = max(0.0, forecast.e2e_s - forecast.ttft_s) / (forecast.output_tokens - 1)
+            excess = max(excess, latency_excess(tpot_s, self._tpot_slo_s(request)))
+        self._observe_latency(request.client_id, excess)
 
     def _rank(self, request: Request, now_s: float) -> float:
         p = self.params
@@ -223,6 +243,8 @@ class EquinoxPolicy(CounterPolicy):
                 self._ufc[client] += decoded
                 self._counter[client] += alpha * decoded
         self._tokens_served += p.w_p * prefill + p.w_q * decode
+        if progress.load is not None:
+            self._load = progress.load
         self.gpu.observe(prefill, decode, context, progress.step_time_s, progress.gpu_util)
 
     def on_finish(self, completion: Completion) -> None:
@@ -244,7 +266,7 @@ class EquinoxPolicy(CounterPolicy):
 
     def _finish_excess(self, completion: Completion, wait_start_s: float) -> float:
         """The worse of measured TTFT (from when the others' wait began) and TPOT against SLOs."""
-        p, request = self.params, completion.request
+        request = completion.request
         if completion.first_token_s is None:
             return 0.0
         ttft = latency_excess(completion.first_token_s - wait_start_s, self._ttft_target_s(request))
@@ -252,5 +274,8 @@ class EquinoxPolicy(CounterPolicy):
         if decode_tokens <= 0:
             return ttft
         tpot_s = (completion.now_s - completion.first_token_s) / decode_tokens
+        return max(ttft, latency_excess(tpot_s, self._tpot_slo_s(request)))
+
+    def _tpot_slo_s(self, request: Request) -> float:
         slo = self.tenant_slos.get(request.client_id)
-        return max(ttft, latency_excess(tpot_s, slo.tpot_s if slo is not None else p.tpot_slo_s))
+        return slo.tpot_s if slo is not None else self.params.tpot_slo_s

@@ -4,6 +4,7 @@ MovingAveragePredictor is VTC's per-client moving average (window 5): the mean o
 5 finished output lengths; a client with no history gets the mean over all finished requests, and
 before anything finished, `prior_tokens` (capped by the request's max_tokens).
 OraclePredictor returns the true output length (an upper bound for experiments).
+Neither has a latency or step model (OutputOnly): their forecasts carry the output alone.
 """
 
 from __future__ import annotations
@@ -11,10 +12,26 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Mapping
 
-from equinox_cli.core.types import Request
+from equinox_cli.core.protocols import RequestForecast, StepForecast
+from equinox_cli.core.types import EngineState, Request
 
 
-class MovingAveragePredictor:
+class OutputOnly:
+    """The Predictor methods of a predictor that knows output lengths only."""
+
+    def predict_output_tokens(self, request: Request) -> float:
+        raise NotImplementedError
+
+    def forecast(self, request: Request, load: EngineState) -> RequestForecast:
+        return RequestForecast(self.predict_output_tokens(request), None, None)
+
+    def predict_step(
+        self, prefill_tokens: int, decode_seqs: int, context_tokens: int, load: EngineState
+    ) -> StepForecast | None:
+        return None
+
+
+class MovingAveragePredictor(OutputOnly):
     name = "moving-average"
 
     def __init__(self, window: int = 5, prior_tokens: float = 128.0) -> None:
@@ -44,7 +61,7 @@ class MovingAveragePredictor:
         self._count += 1
 
 
-class OraclePredictor:
+class OraclePredictor(OutputOnly):
     name = "oracle"
 
     def __init__(self, truth: Mapping[str, int]) -> None:

@@ -4,20 +4,21 @@ MoPE can be worse than VTC's moving average when traffic shifts away from what i
 (a new tenant mix, new prompts). Both predict every request; when a request finishes, each one's
 absolute error updates its exponential average (`ema`), and the next prediction comes from the one
 with the lower average (the primary until `warmup` requests have finished). Deterministic: the
-choice depends only on the finished requests seen so far.
+choice depends only on the finished requests seen so far. Latency and step forecasts come from
+the primary (the moving average has none).
 """
 
 from __future__ import annotations
 
-from equinox_cli.core.protocols import OutputPredictor
-from equinox_cli.core.types import Request
+from equinox_cli.core.protocols import Predictor, RequestForecast, StepForecast
+from equinox_cli.core.types import EngineState, Request
 
 
 class GuardedPredictor:
     def __init__(
         self,
-        primary: OutputPredictor,
-        fallback: OutputPredictor,
+        primary: Predictor,
+        fallback: Predictor,
         name: str = "guarded",
         ema: float = 0.05,
         warmup: int = 20,
@@ -45,6 +46,15 @@ class GuardedPredictor:
             self._pending.clear()
         self._pending[request.request_id] = guesses
         return guesses[0] if self.uses_primary() else guesses[1]
+
+    def forecast(self, request: Request, load: EngineState) -> RequestForecast:
+        latency = self.primary.forecast(request, load)
+        return RequestForecast(self.predict_output_tokens(request), latency.ttft_s, latency.e2e_s)
+
+    def predict_step(
+        self, prefill_tokens: int, decode_seqs: int, context_tokens: int, load: EngineState
+    ) -> StepForecast | None:
+        return self.primary.predict_step(prefill_tokens, decode_seqs, context_tokens, load)
 
     def observe(self, request: Request, output_tokens: int) -> None:
         guesses = self._pending.pop(request.request_id, None)

@@ -1,8 +1,12 @@
-"""MoPE as the scheduler's output predictor: features from the request and live client history.
+"""MoPE as the scheduler's predictor: features from the request, live client history and the
+engine's load.
 
 History is updated by observe() when a request finishes (the same ClientHistory the training
 features replayed), so the online features match the offline ones. Text features of a request are
-computed once and cached until it finishes (a requeued request is predicted again).
+computed once and cached until it finishes (a requeued request is predicted again). The latency
+experts (ttft_s, e2e_s) take the engine's load as their last three features, and the step experts
+(step_time_s, gpu_util) a step's shape and load, as in training (features.py); an artifact trained
+without a target predicts None for it.
 """
 
 from __future__ import annotations
@@ -11,21 +15,27 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from equinox_cli.core.types import Request
+from equinox_cli.core.protocols import RequestForecast, StepForecast
+from equinox_cli.core.types import EngineState, Request
 from equinox_cli.predict.artifact import Artifact
+from equinox_cli.predict.baselines import OutputOnly
 from equinox_cli.predict.features import ClientHistory, text_features
+from equinox_cli.predict.mope import TargetModel
 
 KINDS = ("mope", "single")
 
 
 class ArtifactPredictor:
-    """OutputPredictor backed by an artifact's output_tokens model (`kind`: mope or single)."""
+    """Predictor backed by an artifact's models (`kind`: mope or single)."""
 
     def __init__(self, artifact: Artifact, kind: str = "mope") -> None:
         if kind not in KINDS:
             raise ValueError(kind)
         models = artifact.mope if kind == "mope" else artifact.single
         self._model = models["output_tokens"]
+        self._others: dict[str, TargetModel] = {
+            n: models[n] for n in ("ttft_s", "e2e_s", "step_time_s", "gpu_util") if n in models
+        }
         self.name = f"{kind}:{artifact.name}"
         self._history = ClientHistory()
         self._text: dict[str, tuple[float, ...]] = {}
@@ -53,12 +63,43 @@ class ArtifactPredictor:
     def predict_output_tokens(self, request: Request) -> float:
         return float(self.predict_batch((request,))[0])
 
+    def forecast(self, request: Request, load: EngineState) -> RequestForecast:
+        row = np.array([[*self._row(request), *load]], dtype=np.float64)
+        x = row[:, : len(self._model.spec.features)]
+        output = float(self._model.predict(x, x[:, self._route_index])[0])
+        ttft, e2e = (_one(self._others.get(name), row) for name in ("ttft_s", "e2e_s"))
+        return RequestForecast(output, ttft, e2e)
+
+    def predict_step(
+        self, prefill_tokens: int, decode_seqs: int, context_tokens: int, load: EngineState
+    ) -> StepForecast | None:
+        time_model, util_model = self._others.get("step_time_s"), self._others.get("gpu_util")
+        if time_model is None or util_model is None:
+            return None
+        row = np.array(
+            [[prefill_tokens, decode_seqs, context_tokens, load.running, load.kv_used_frac]], dtype=np.float64
+        )
+        tokens = prefill_tokens + decode_seqs
+        route = np.array([prefill_tokens / tokens if tokens else 0.0])  # the step router's prefill share
+        step_s = float(time_model.predict(row, route)[0])
+        util = float(util_model.predict(row, route)[0])
+        return StepForecast(step_s, min(max(util, 0.0), 1.0))
+
     def observe(self, request: Request, output_tokens: int) -> None:
         self._text.pop(request.request_id, None)
         self._history.observe(request.client_id, output_tokens)
 
 
-class NoPredictor:
+def _one(model: TargetModel | None, row: np.ndarray) -> float | None:
+    """One request's prediction from a latency model (its features are the row's first columns)."""
+    if model is None:
+        return None
+    x = row[:, : len(model.spec.features)]
+    route = x[:, list(model.spec.features).index(model.router.column)] if model.router else x[:, 0]
+    return float(model.predict(x, route)[0])
+
+
+class NoPredictor(OutputOnly):
     """The 'none' row of the ablation: nothing is known in advance (predicts 0 output tokens)."""
 
     name = "none"

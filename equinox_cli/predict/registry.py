@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from equinox_cli.core.errors import UserInputError
-from equinox_cli.core.protocols import OutputPredictor
+from equinox_cli.core.protocols import Predictor
 from equinox_cli.predict.artifact import Artifact, load_artifact
 from equinox_cli.predict.baselines import MovingAveragePredictor, OraclePredictor
 from equinox_cli.predict.guarded import GuardedPredictor
@@ -15,9 +15,7 @@ from equinox_cli.predict.online import ArtifactPredictor, NoPredictor
 PREDICTOR_NAMES = ("moving-average", "oracle", "none")
 
 
-def predictor_from_spec(
-    spec: str, truth: Mapping[str, int] | None, cache: dict[Path, Artifact]
-) -> OutputPredictor:
+def predictor_from_spec(spec: str, truth: Mapping[str, int] | None, cache: dict[Path, Artifact]) -> Predictor:
     """A fresh predictor: moving-average, oracle (needs `truth`), none, PATH, mope:PATH, single:PATH
     or mope-only:PATH. PATH and mope:PATH are MoPE guarded by the moving average (guarded.py: the
     one that predicted better lately predicts); mope-only:PATH is MoPE alone (for ablations).

@@ -5,14 +5,17 @@ from __future__ import annotations
 import itertools
 from dataclasses import replace
 
+import numpy as np
 import pandas as pd
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from equinox_cli.core.types import EngineState, Progress, Request
 from equinox_cli.engines.sim.engine import SimEngine
 from equinox_cli.engines.sim.profiles import ADMISSION_RULES, get_profile
 from equinox_cli.policies import make_policy
+from equinox_cli.policies.vtc import VTCPolicy
 from tests.conftest import make_workload
 
 # token-granular blocks, no chunking, S-LoRA's caps: the hand-worked numbers below are in tokens
@@ -113,3 +116,56 @@ def test_kv_never_over_capacity_and_every_request_accounted_for(admission, capac
     assert decoded + len(done) <= wanted <= decoded + len(done) + preempted
     if admission != "vllm":
         assert steps["preempted"].sum() == 0  # both budget max_tokens: growth always fits
+
+
+class _Recording(VTCPolicy):
+    """VTC that counts picks and give-backs, and keeps the load each step reported."""
+
+    def __init__(self) -> None:
+        super().__init__(None)
+        self.picks = self.requeues = 0
+        self.loads: list[EngineState | None] = []
+
+    def pick_next(self, now_s: float) -> Request | None:
+        picked = super().pick_next(now_s)
+        self.picks += picked is not None
+        return picked
+
+    def requeue(self, request: Request, now_s: float) -> None:
+        self.requeues += 1
+        super().requeue(request, now_s)
+
+    def on_progress(self, progress: Progress) -> None:
+        self.loads.append(progress.load)
+        super().on_progress(progress)
+
+
+def test_vllm_keeps_a_picked_request_that_does_not_fit_first_as_the_plug_in_queue_does() -> None:
+    """A picked request that does not fit stays the held head (charged) and is admitted first when
+    room frees up: each request is picked exactly once when nothing is preempted. Giving it back
+    and picking again every step (the old rule) picked hundreds of times here."""
+    rows = [(f"c{i % 3}", 0.0, 300, 10 + 2 * (i % 4)) for i in range(30)]  # five fit, growth too
+    policy = _Recording()
+    engine = SimEngine(replace(BASE, admission="vllm", kv_capacity_tokens=1600))
+    result = engine.run(make_workload(rows), policy)
+    requests = pd.DataFrame(result.requests)
+    assert (requests["status"] == "finished").all() and requests["preemptions"].sum() == 0
+    assert policy.picks == 30 and policy.requeues == 0
+    # the step rows count the held head as waiting, like the plug-in's len(queue)
+    steps = pd.DataFrame(result.steps)
+    assert steps["waiting"].iloc[0] == 30 - steps["running"].iloc[0]
+
+
+def test_each_step_tells_the_policy_the_engines_load() -> None:
+    """Progress.load is the running and waiting requests and KV use of the step's own row."""
+    rows = [(f"c{i % 3}", i * 0.02, 200, 60) for i in range(40)]
+    policy = _Recording()
+    engine = SimEngine(replace(BASE, admission="vllm", kv_capacity_tokens=1600))
+    result = engine.run(make_workload(rows), policy)
+    steps = pd.DataFrame(result.steps)
+    loads = pd.DataFrame(policy.loads, columns=["running", "waiting", "kv_used_frac"])
+    assert len(loads) == len(steps)
+    assert loads["running"].tolist() == steps["running"].tolist()
+    assert loads["waiting"].tolist() == steps["waiting"].tolist()
+    used = steps["kv_used_blocks"] / steps["kv_total_blocks"]
+    assert np.allclose(loads["kv_used_frac"], used) and used.max() > 0.5

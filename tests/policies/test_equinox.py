@@ -10,13 +10,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from equinox_cli.core.types import Completion
+from equinox_cli.core.protocols import RequestForecast, StepForecast
+from equinox_cli.core.types import Completion, EngineState, Request
 from equinox_cli.engines.sim.engine import SimEngine
 from equinox_cli.engines.sim.profiles import get_profile
 from equinox_cli.policies import make_policy
 from equinox_cli.policies.equinox import latency_excess
-from equinox_cli.policies.gpu_time import GpuTimeModel
-from equinox_cli.predict.baselines import MovingAveragePredictor
+from equinox_cli.policies.gpu_time import GpuTimeModel, prior_from_predictor
+from equinox_cli.predict.baselines import MovingAveragePredictor, OutputOnly
 from tests.conftest import ConstantPredictor, make_request, make_workload
 
 
@@ -199,3 +200,69 @@ def test_newcomer_first_puts_a_newly_backlogged_client_ahead_at_equal_service() 
     policy.on_arrival(make_request("b0", "b", 0.1, prompt=100), 0.1)
     assert policy.counters()["b"] == pytest.approx(100.0) and policy.counters()["b"] < 100.0
     assert policy.pick_next(0.1).client_id == "b"  # type: ignore[union-attr]
+
+
+class _Experts(OutputOnly):
+    """A predictor with every MoPE target: a TTFT forecast per client, exactly linear step experts."""
+
+    name = "experts"
+    STEP = (0.01, 2e-4, 5e-5, 1e-7)
+
+    def __init__(self, ttft_by_client: dict[str, float]) -> None:
+        self.ttft_by_client = ttft_by_client
+
+    def prepare(self, request: Request) -> None:
+        return None
+
+    def predict_output_tokens(self, request: Request) -> float:
+        return 100.0
+
+    def observe(self, request: Request, output_tokens: int) -> None:
+        return None
+
+    def forecast(self, request: Request, load: EngineState) -> RequestForecast:
+        return RequestForecast(100.0, self.ttft_by_client[request.client_id], None)
+
+    def predict_step(self, prefill: int, seqs: int, context: int, load: EngineState) -> StepForecast:
+        c0, c_p, c_d, c_kv = self.STEP
+        return StepForecast(c0 + c_p * prefill + c_d * seqs + c_kv * (context + prefill), 0.8)
+
+
+def test_the_gpu_cost_model_starts_from_the_predictors_step_experts() -> None:
+    """RFC's first charges are MoPE's predicted GPU seconds: the step experts linearised (exact for
+    linear ones) and priced at the busy seconds per unit they imply; no step experts, no prior."""
+    prior = prior_from_predictor(_Experts({}))
+    assert prior is not None and np.allclose(prior.coef, _Experts.STEP, rtol=1e-6)
+    assert prior_from_predictor(MovingAveragePredictor()) is None
+    policy = make_policy("equinox", {"alpha": "0.5"}, _Experts({"a": 0.1}))
+    gpu = policy.gpu  # type: ignore[attr-defined]
+    assert np.allclose(gpu.coef, prior.coef) and gpu.price_s() == pytest.approx(prior.price_s)
+    assert 0.8 < prior.price_s < 2.0  # busy per marginal unit: the fixed cost and 80 % busy folded in
+    policy.on_arrival(make_request("r0", "a", prompt=500, max_tokens=400), 0.0)
+    policy.pick_next(0.0)
+    predicted_s = gpu.request_units(500, 100.0) * prior.price_s
+    assert policy.resource_counters()["a"] == pytest.approx(predicted_s)  # type: ignore[attr-defined]
+    assert GpuTimeModel().price_s() == 1.0  # without a prior: relative units until a step is seen
+
+
+def test_a_forecast_latency_moves_its_client_at_arrival_before_anything_runs() -> None:
+    """With Λ > 0, a request MoPE expects to miss its TTFT SLO (8 s forecast, 2 s SLO) raises its
+    client's latency term on arrival, so that client (z, arrived second) goes first; a predictor
+    without latency experts, or Λ = 0, leaves a first (the tie at equal counters)."""
+    forecasts = {"a": 0.5, "z": 8.0}
+
+    def first_served(predictor, latency_tokens: str) -> str:  # type: ignore[no-untyped-def]
+        params = {"latency_tokens": latency_tokens, "ttft_slo_s": "2", "order": "fifo"}
+        policy = make_policy("equinox", params, predictor)
+        policy.on_arrival(make_request("r0", "a"), 0.0)
+        policy.on_arrival(make_request("r1", "z"), 0.0)
+        if latency_tokens != "0" and isinstance(predictor, _Experts):
+            badness = policy.latency_badness()  # type: ignore[attr-defined]
+            assert badness["z"] == pytest.approx(1 - 2 / 8) and badness["a"] == 0
+        picked = policy.pick_next(0.0)
+        assert picked is not None
+        return picked.client_id
+
+    assert first_served(_Experts(forecasts), "100") == "z"
+    assert first_served(_Experts(forecasts), "0") == "a"
+    assert first_served(MovingAveragePredictor(), "100") == "a"

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from equinox_cli.predict.baselines import OutputOnly
 from equinox_cli.predict.guarded import GuardedPredictor
 from tests.conftest import make_request
 
 
-class _Fixed:
+class _Fixed(OutputOnly):
     def __init__(self, tokens: float) -> None:
         self.tokens = tokens
         self.observed = 0

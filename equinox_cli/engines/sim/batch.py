@@ -49,6 +49,9 @@ class Batch:
         self.seqs: dict[str, Seq] = {}  # every request that arrived and has not left
         self.running: dict[str, Seq] = {}  # admission order; the last one is preempted first
         self.prefilling: dict[str, Seq] = {}  # the running ones whose prompt is not yet computed
+        # picked (and charged) by the policy but not admitted yet: it stays first until it fits, as
+        # the vLLM plug-in's queue keeps its head (vllm admission only; the others give it back)
+        self.head: Seq | None = None
         self.tick = 0
         self.resid = [0] * block_size  # decoders needing a new block at tick ≡ r (mod block)
         self.finish_heap: list[tuple[int, int, int, str]] = []
@@ -58,9 +61,13 @@ class Batch:
         self.dec_by_client: dict[str, int] = {}
         self.ctx_by_client: dict[str, int] = {}
 
+    def waiting(self) -> int:
+        """Requests waiting: the policy's queue and the held head."""
+        return len(self.policy) + (self.head is not None)
+
     def state(self) -> tuple[float, float, float]:
         """(running, waiting, KV used fraction) now: what a predictor may know of the engine."""
-        return (float(len(self.running)), float(len(self.policy)), self.kv.used / self.kv.total)
+        return (float(len(self.running)), float(self.waiting()), self.kv.used / self.kv.total)
 
     def kv_tokens(self, seq: Seq) -> int:
         """Tokens whose KV `seq` holds now."""
@@ -97,14 +104,16 @@ class Batch:
         seq.blocks += need
         return True
 
-    def admit(self, seq: Seq, now_s: float, before: tuple[float, float, float]) -> None:
-        """`seq` joins the running batch (its blocks are already allocated); `before` is state()
-        taken when it was picked, before its blocks were allocated."""
-        self.running[seq.request.request_id] = seq
-        self.prefilling[seq.request.request_id] = seq
+    def admit(self, seq: Seq, now_s: float, kv_used_before: int) -> None:
+        """`seq` joins the running batch (its blocks are already allocated; `kv_used_before` is
+        the ledger's use before they were)."""
         if seq.admitted_s is None:
             seq.admitted_s = now_s
-            seq.at_admit = (before[0], before[1] + 1, before[2])  # waiting: itself included
+            # what a predictor knew at admission; waiting includes itself
+            running, waiting = float(len(self.running)), float(self.waiting() + 1)
+            seq.at_admit = (running, waiting, kv_used_before / self.kv.total)
+        self.running[seq.request.request_id] = seq
+        self.prefilling[seq.request.request_id] = seq
 
     def undo_hit(self, seq: Seq) -> None:
         """A request that referenced cached blocks was not admitted after all."""

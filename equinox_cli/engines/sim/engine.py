@@ -24,6 +24,7 @@ from equinox_cli.core.types import (
     ClientStepService,
     Completion,
     CompletionStatus,
+    EngineState,
     Progress,
     RunResult,
     Workload,
@@ -108,7 +109,7 @@ class _Run:
         total = len(self.items)
         while self.done < total:
             self._arrivals()
-            if not self.batch.running and len(self.policy) == 0:
+            if not self.batch.running and self.batch.waiting() == 0:
                 if self.next_arrival >= total:
                     break  # nothing left (defensive: every request has been accounted for)
                 self.now = max(
@@ -157,7 +158,7 @@ class _Run:
         start = self.now
         self.now += dt
         self._progress(plan.chunks, dt, util, plan.decode)
-        kv, waiting = batch.kv, len(self.policy)
+        kv, waiting = batch.kv, batch.waiting()
         row = (self.step, start, dt, prefill, n_dec, context, len(batch.running), waiting)
         self.out.step((*row, kv.used, kv.total, util, plan.preempted))
         if plan.decode:
@@ -172,13 +173,16 @@ class _Run:
     def _progress(self, chunks: list[tuple[Seq, int]], dt: float, util: float, decode: bool) -> None:
         batch, by_client = self.batch, {}
         if decode:
-            ctx = batch.ctx_by_client
-            by_client = {c: ClientStepService(0, d, ctx[c]) for c, d in batch.dec_by_client.items() if d}
+            # tuple.__new__: the NamedTuple without its Python-level __new__ (one per client per step)
+            ctx, make, decoding = batch.ctx_by_client, tuple.__new__, batch.dec_by_client
+            by_client = {c: make(ClientStepService, (0, d, ctx[c])) for c, d in decoding.items() if d}
         for seq, n in chunks:
             c = seq.request.client_id
             p, d, k = by_client.get(c, (0, 0, 0))
             by_client[c] = ClientStepService(p + n, d, k)
-        self.policy.on_progress(Progress(self.now, dt, util, by_client))
+        kv = batch.kv
+        load = EngineState(len(batch.running), batch.waiting(), kv.used / kv.total)
+        self.policy.on_progress(Progress(self.now, dt, util, by_client, load))
 
     def _complete_prefills(self, chunks: list[tuple[Seq, int]], next_tick: int) -> None:
         batch = self.batch

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from equinox_cli.core.types import ClientStepService, Progress
+from equinox_cli.core.types import ClientStepService, EngineState, Progress
 
 
 def request_service(scheduled: int, computed_before: int, prompt_tokens: int) -> tuple[int, int]:
@@ -32,6 +32,7 @@ def step_progress(
     now_s: float,
     step_time_s: float,
     gpu_util: float,
+    load: EngineState | None = None,
 ) -> Progress:
     """The Progress a policy is charged with for one step (requests unknown to `clients` are skipped).
 
@@ -52,4 +53,4 @@ def step_progress(
         entry[1] += generated_of(rid, 0)
         entry[2] += before
     by_client = {c: ClientStepService(p, d, k) for c, (p, d, k) in totals.items()}
-    return Progress(now_s, step_time_s, gpu_util, by_client)
+    return Progress(now_s, step_time_s, gpu_util, by_client, load)

@@ -32,11 +32,11 @@ from vllm.v1.request import RequestStatus
 
 from equinox_cli.core.kv_budget import peak_need_blocks
 from equinox_cli.core.protocols import OutputPredictor, Policy
-from equinox_cli.core.types import Completion, Request
+from equinox_cli.core.types import Completion, EngineState, Request
 from equinox_cli.engines.telemetry import best_sampler
 from equinox_cli.engines.vllm.charging import request_service, step_progress
 from equinox_cli.engines.vllm.queue import PolicyQueue
-from equinox_cli.engines.vllm.recorder import EngineLog, EngineState, RequestTrack
+from equinox_cli.engines.vllm.recorder import EngineLog, RequestTrack
 from equinox_cli.policies import NEEDS_PREDICTOR, make_policy
 from equinox_cli.predict.registry import predictor_from_spec
 
@@ -222,6 +222,7 @@ class EquinoxScheduler(Scheduler):
             end_s,
             end_s - step.start_s,
             util,
+            self._eq_state(),
         )
         if progress.by_client:
             self.equinox_policy.on_progress(progress)

@@ -15,18 +15,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
+from equinox_cli.core.types import EngineState
+
 STEPS_FILE = "engine_steps.jsonl"
 REQUESTS_FILE = "engine_requests.jsonl"
 ENGINE_CONFIG_FILE = "engine_config.json"  # block size, batch caps, KV pool: written at start
-
-
-@dataclass(slots=True)
-class EngineState:
-    """The engine's load at one moment: what a request saw when it arrived or was admitted."""
-
-    running: int
-    waiting: int
-    kv_used_frac: float
 
 
 @dataclass(slots=True)

@@ -34,7 +34,7 @@ class ReserveMaxAdmission:
             seq = pick(batch, now_s)
             if seq is None:
                 break
-            before = batch.state()
+            used_before = batch.kv.used
             if seq.target > budget and chunks:
                 policy.requeue(seq.request, now_s)  # over the prefill cap; alone in a round it may run
                 break
@@ -45,6 +45,6 @@ class ReserveMaxAdmission:
                 break
             batch.kv.take(need)
             seq.reserved_blocks = need
-            batch.admit(seq, now_s, before)
+            batch.admit(seq, now_s, used_before)
             chunks.append((seq, seq.target))
             budget -= seq.target

@@ -53,7 +53,7 @@ class SLoraAdmission:
             seq = pick(batch, now_s)
             if seq is None:
                 break
-            before = batch.state()
+            used_before = batch.kv.used
             candidate = (seq.target + 1, max(0, seq.request.max_tokens - seq.generated - 1))
             fits = (
                 len(batch.running) + 1 <= p.max_num_seqs
@@ -66,7 +66,7 @@ class SLoraAdmission:
             entries.append(candidate)
             if not batch.allocate(seq, seq.target):
                 raise RuntimeError("S-LoRA rule admitted past the free blocks")  # a bug, never input
-            batch.admit(seq, now_s, before)
+            batch.admit(seq, now_s, used_before)
             chunks.append((seq, seq.target))
             prompts += seq.target
         return chunks

@@ -4,7 +4,8 @@ Each step: every running decoder needs a slot for its next token, and while bloc
 recently admitted request is preempted (recompute: prompt and generated tokens are prefilled again
 later). Partial prefills continue (chunked prefill, within `max_num_batched_tokens` less one token
 per decoder), then waiting requests are admitted in the policy's order while `max_num_seqs`, the
-token budget and free KV blocks allow; the first request that does not fit stops admission. A
+token budget and free KV blocks allow; the first request that does not fit stops admission and
+stays first, still charged, until it fits (the plug-in's queue keeps its head the same way). A
 request's prompt blocks are allocated as its chunks are computed, never its future output.
 
 With `kv_gate` (an engine feature any policy can run with) a request is admitted only while the
@@ -29,6 +30,9 @@ class VllmAdmission:
     def __init__(self, profile: Profile, gate: OutputPredictor | None) -> None:
         self.p = profile
         self.gate = gate
+        # the held head's last failed allocation: (seq, free blocks, chunk asked). With no more
+        # free blocks and no smaller chunk it fails again, so it is not retried (speed only)
+        self._stuck: tuple[Seq, int, int] | None = None
 
     def fits_ever(self, request: Request) -> bool:
         if request.prompt_tokens + request.max_tokens > self.p.kv_capacity_tokens:
@@ -64,22 +68,25 @@ class VllmAdmission:
         return 0
 
     def _admit(self, batch: Batch, chunks: list[tuple[Seq, int]], budget: int, now_s: float) -> None:
-        policy, p = batch.policy, self.p
-        while len(policy) and len(batch.running) < p.max_num_seqs and budget > 0:
-            seq = pick(batch, now_s)
+        """Admit in the policy's order; a pick that does not fit stays the held head, charged,
+        and is tried first next step (what the plug-in's queue does in the real engine)."""
+        p = self.p
+        while (batch.head or len(batch.policy)) and len(batch.running) < p.max_num_seqs and budget > 0:
+            seq = batch.head or pick(batch, now_s)
             if seq is None:
                 break
-            before = batch.state()
+            batch.head = None
+            used_before = batch.kv.used
             promise = self._promise(seq)
             if promise and batch.running and not self._gate_admits(batch, seq, promise):
-                policy.requeue(seq.request, now_s)
+                batch.head = seq
                 break
             chunk = self._admission_chunk(batch, seq, budget, bool(chunks))
             if chunk == 0:
-                policy.requeue(seq.request, now_s)
+                batch.head = seq
                 break
             seq.promise_tokens = promise
-            batch.admit(seq, now_s, before)
+            batch.admit(seq, now_s, used_before)
             chunks.append((seq, chunk))
             budget -= chunk
 
@@ -100,6 +107,10 @@ class VllmAdmission:
 
     def _admission_chunk(self, batch: Batch, seq: Seq, budget: int, others: bool) -> int:
         """Prompt tokens of `seq` to compute this step if it can be admitted now, else 0."""
+        todo = seq.target - seq.prefilled
+        stuck = self._stuck
+        if stuck and stuck[0] is seq and batch.kv.free <= stuck[1] and min(todo, budget) >= stuck[2]:
+            return 0
         batch.cache_hit(seq)
         todo = seq.target - seq.prefilled
         if not self.p.chunked_prefill and todo > budget:
@@ -111,5 +122,8 @@ class VllmAdmission:
             chunk = min(todo, budget)
         if not batch.allocate(seq, chunk):
             batch.undo_hit(seq)
+            # a cache hit depends on what is cached, so only a request without one is skipped later
+            self._stuck = None if seq.prefix_keys else (seq, batch.kv.free, chunk)
             return 0
+        self._stuck = None
         return chunk
