@@ -262,3 +262,24 @@ def test_the_policy_sees_each_finished_requests_first_token_time(model: Path, po
     for completion in seen:
         assert completion.status == "finished" and completion.output_tokens == OUTPUT
         assert completion.request.arrival_s <= completion.first_token_s < completion.now_s
+
+
+def test_each_step_tells_the_policy_the_engines_load(model: Path, policy_env: Any) -> None:
+    """Progress.load in the real scheduler: running and waiting requests and KV use after the step
+    (MoPE's load features, what Equinox's latency forecasts read)."""
+    policy_env("equinox")
+    scheduler = build_scheduler(EquinoxScheduler, model, SMALL)
+    loads: list[Any] = []
+    policy = scheduler.equinox_policy
+    original = policy.on_progress
+    policy.on_progress = lambda progress: (loads.append(progress.load), original(progress))  # type: ignore[method-assign]
+    heavy, _ = _light_and_heavy()
+    for request in heavy[:10]:
+        scheduler.add_request(request)
+    _admission_order(scheduler, [], after_steps=-1)
+    assert loads and all(load is not None for load in loads)
+    assert max(load.running for load in loads) == SMALL.max_num_seqs  # 10 requests, 4 at a time
+    assert loads[0].waiting == 10 - SMALL.max_num_seqs and loads[-1].waiting == 0
+    # after the step: the requests it finished have left and freed their blocks
+    assert all((load.kv_used_frac > 0) == (load.running > 0) for load in loads)
+    assert loads[-1] == (0, 0, 0.0)
