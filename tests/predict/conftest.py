@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from equinox_cli import api
+from equinox_cli.core.types import Request
 from equinox_cli.predict.mope import FitConfig
 from equinox_cli.predict.train import TrainConfig
 from equinox_cli.predict.trees import TreeParams
-from equinox_cli.workload.build import WorkloadSpec
+from equinox_cli.workload.build import WorkloadSpec, build_workload
 from tests.conftest import SHARED_TRACES
 
 ARENA = SHARED_TRACES / "arena_hard_auto" / "arena_hard_flat.jsonl"
@@ -42,3 +44,15 @@ def artifact_dir(collected_dir: Path, tmp_path_factory: pytest.TempPathFactory) 
     out = tmp_path_factory.mktemp("predictors") / "small"
     api.train_mope_artifact(api.TrainMopeConfig((collected_dir,), out, train=SMALL))
     return out
+
+
+def replay_events(requests: pd.DataFrame) -> list[tuple[int, int, Request]]:
+    """The collected run's events in the order the online predictor saw them: (kind, row, request),
+    kind 0 a finish and 1 an arrival, finishes first at equal times."""
+    workload, _ = build_workload(arena_spec())
+    by_id = {it.request.request_id: it.request for it in workload.items}
+    events = sorted(
+        [(r.arrival_s, 1, i) for i, r in enumerate(requests.itertuples())]
+        + [(r.finish_s, 0, i) for i, r in enumerate(requests.itertuples())]
+    )
+    return [(kind, i, by_id[requests["request_id"].iloc[i]]) for _, kind, i in events]

@@ -24,7 +24,7 @@ from equinox_cli.predict.artifact import (
 from equinox_cli.predict.features import OUTPUT_FEATURES, request_feature_frame
 from equinox_cli.predict.online import ArtifactPredictor
 from equinox_cli.workload.build import build_workload
-from tests.predict.conftest import arena_spec
+from tests.predict.conftest import arena_spec, replay_events
 
 
 def _copy(artifact_dir: Path, tmp_path: Path) -> Path:
@@ -59,18 +59,10 @@ def test_round_trip_predicts_the_same_as_the_offline_models(artifact_dir: Path, 
     offline = model.predict(x, frame[model.spec.route_column].to_numpy())
     # online: replay the same events through the predictor (finishes before arrivals at ties)
     predictor = ArtifactPredictor(artifact)
-    workload, _ = build_workload(arena_spec())
-    by_id = {it.request.request_id: it.request for it in workload.items}
-    events = sorted(
-        [(r.arrival_s, 1, i) for i, r in enumerate(requests.itertuples())]
-        + [(r.finish_s, 0, i) for i, r in enumerate(requests.itertuples())]
-    )
     online = np.empty(len(requests))
-    for _, kind, i in events:
-        row = requests.iloc[i]
-        request = by_id[row["request_id"]]
+    for kind, i, request in replay_events(requests):
         if kind == 0:
-            predictor.observe(request, int(row["output_tokens"]))
+            predictor.observe(request, int(requests["output_tokens"].iloc[i]))
         else:
             online[i] = predictor.predict_output_tokens(request)
     np.testing.assert_allclose(online, offline, rtol=1e-12)

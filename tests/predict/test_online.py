@@ -18,8 +18,7 @@ from equinox_cli.predict.features import (
 )
 from equinox_cli.predict.guarded import GuardedPredictor
 from equinox_cli.predict.online import ArtifactPredictor
-from equinox_cli.workload.build import build_workload
-from tests.predict.conftest import arena_spec
+from tests.predict.conftest import replay_events
 
 
 def test_latency_forecasts_match_the_offline_latency_models(artifact_dir: Path, collected_dir: Path) -> None:
@@ -34,16 +33,9 @@ def test_latency_forecasts_match_the_offline_latency_models(artifact_dir: Path, 
         for name in ("ttft_s", "e2e_s")
     }
     predictor = ArtifactPredictor(artifact)
-    workload, _ = build_workload(arena_spec())
-    by_id = {it.request.request_id: it.request for it in workload.items}
-    events = sorted(
-        [(r.arrival_s, 1, i) for i, r in enumerate(requests.itertuples())]
-        + [(r.finish_s, 0, i) for i, r in enumerate(requests.itertuples())]
-    )
     online = {"ttft_s": np.empty(len(requests)), "e2e_s": np.empty(len(requests))}
-    for _, kind, i in events:
+    for kind, i, request in replay_events(requests):
         row = requests.iloc[i]
-        request = by_id[row["request_id"]]
         if kind == 0:
             predictor.observe(request, int(row["output_tokens"]))
             continue
