@@ -157,9 +157,10 @@ class _Run:
         util = self.p.gpu_util(prefill, n_dec, context, dt)
         start = self.now
         self.now += dt
-        self._progress(plan.chunks, dt, util, plan.decode)
-        kv, waiting = batch.kv, batch.waiting()
-        row = (self.step, start, dt, prefill, n_dec, context, len(batch.running), waiting)
+        kv, running, waiting = batch.kv, len(batch.running), batch.waiting()
+        load = EngineState(running, waiting, kv.used / kv.total)
+        self._progress(plan.chunks, dt, util, plan.decode, load)
+        row = (self.step, start, dt, prefill, n_dec, context, running, waiting)
         self.out.step((*row, kv.used, kv.total, util, plan.preempted))
         if plan.decode:
             batch.advance_decodes()
@@ -170,7 +171,9 @@ class _Run:
         self.step += 1
         self.out.sample_counters(self.policy, self.now, self.sample_s)
 
-    def _progress(self, chunks: list[tuple[Seq, int]], dt: float, util: float, decode: bool) -> None:
+    def _progress(
+        self, chunks: list[tuple[Seq, int]], dt: float, util: float, decode: bool, load: EngineState
+    ) -> None:
         batch, by_client = self.batch, {}
         if decode:
             # tuple.__new__: the NamedTuple without its Python-level __new__ (one per client per step)
@@ -180,8 +183,6 @@ class _Run:
             c = seq.request.client_id
             p, d, k = by_client.get(c, (0, 0, 0))
             by_client[c] = ClientStepService(p + n, d, k)
-        kv = batch.kv
-        load = EngineState(len(batch.running), batch.waiting(), kv.used / kv.total)
         self.policy.on_progress(Progress(self.now, dt, util, by_client, load))
 
     def _complete_prefills(self, chunks: list[tuple[Seq, int]], next_tick: int) -> None:
