@@ -16,7 +16,8 @@ and, for calibration only, under FCFS:
   ramp      arrivals rising from 1 to 40 req/s over 40 s, prompts 50-800 tokens, so that the step
             rows cover every batch size from 1 to the cap (with full batches only, the
             per-sequence decode cost cannot be told apart from the fixed cost).
-`compare` calibrates a profile from the step rows of the CALIBRATION workloads only (step-time
+`compare` (with `--repeats DIR2,DIR3`: against each metric's median over the collections)
+calibrates a profile from the step rows of the CALIBRATION workloads only (step-time
 model, its residuals, and the engine's configuration: KV blocks, block size, batch caps) and
 predicts every workload under each policy with the simulator. Per workload and policy it prints
 real, simulated and the relative error (sim/real − 1) of throughput, TTFT mean/p50/p99, E2E mean,
@@ -210,7 +211,17 @@ def real(data: Path, name: str, policy: str) -> dict[str, float]:
     )
 
 
-def compare(data: Path, seeds: int, calibration: tuple[str, ...]) -> dict[str, dict[str, dict[str, float]]]:
+def median_real(folders: tuple[Path, ...], name: str, policy: str) -> dict[str, float]:
+    """Each metric's median over repeated real runs (one run: that run)."""
+    runs = [real(folder, name, policy) for folder in folders]
+    return {k: float(np.median([r.get(k, np.nan) for r in runs])) for k in runs[0]}
+
+
+def compare(
+    data: Path, seeds: int, calibration: tuple[str, ...], repeats: tuple[Path, ...] = ()
+) -> dict[str, dict[str, dict[str, float]]]:
+    """The simulator against the real runs in `data` (calibrated on its `calibration` workloads);
+    with `repeats`, against each metric's median over `data` and the repeated collections."""
     held_out = tuple(n for n in ALL if n not in calibration)
     profile = calibrate(data, calibration)
     print(f"profile: c0 {profile.c0_s * 1e3:.2f} ms, c_p {profile.c_p_s * 1e6:.2f} us/token, "
@@ -222,7 +233,7 @@ def compare(data: Path, seeds: int, calibration: tuple[str, ...]) -> dict[str, d
         trace = data / "traces" / f"{name}.jsonl"
         workload = build_workload(WorkloadSpec(source=str(trace)))[0]
         for policy in POLICIES:
-            measured = real(data, name, policy)
+            measured = median_real((data, *repeats), name, policy)
             runs = [simulate(profile, workload, policy, seed) for seed in range(seeds)]
             predicted = {k: float(np.mean([r.get(k, np.nan) for r in runs])) for k in measured}
             error = {k: predicted[k] / measured[k] - 1 if measured[k] else np.nan for k in measured}
@@ -322,6 +333,9 @@ def main() -> None:
     p.add_argument("--seeds", type=int, default=3, help="simulator seeds (step-time residuals)")
     p.add_argument("--json", type=Path, help="also write the figures here")
     p.add_argument("--calibrate", default=",".join(CALIBRATION), help="workloads to calibrate on")
+    p.add_argument(
+        "--repeats", default="", help="comma-separated repeated collections: compare with the median"
+    )
     r = sub.add_parser("record", help="write the test's small recorded run from collected DATA")
     r.add_argument("data", type=Path)
     r.add_argument("out", type=Path)
@@ -333,7 +347,8 @@ def main() -> None:
     elif args.command == "record":
         record(args.data, args.out)
     else:
-        results = compare(args.data, args.seeds, tuple(args.calibrate.split(",")))
+        repeats = tuple(Path(d) for d in args.repeats.split(",") if d)
+        results = compare(args.data, args.seeds, tuple(args.calibrate.split(",")), repeats)
         if args.json:
             args.json.write_text(json.dumps(results, indent=1))
 
