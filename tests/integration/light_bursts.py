@@ -1,0 +1,96 @@
+"""The real-engine scenario of issue 9 item 7, shared by the real run and the simulator's forecast.
+
+A heavy tenant floods the engine with uniform requests; a light tenant, well within its share,
+sends bursts: two long documents first, then six short questions (arriving a millisecond apart).
+A fair policy serves the light tenant soon after each burst arrives (VTC lifts its counter), but
+VTC then takes the burst in arrival order: once the first document is admitted, the light tenant's
+counter is 900 tokens ahead and the questions wait while the heavy tenant catches up. Equinox
+orders a tenant's own queue shortest-predicted-first, so the questions go before the documents:
+the light tenant's mean TTFT falls while what each tenant is served stays the same.
+
+The simulator half calibrates on the recorded real run in tests/engines/data/fidelity (the same
+engine configuration as the real half's server) and predicts the direction the real engine must show.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from equinox_cli import api
+from equinox_cli.core.types import Request, Workload, WorkloadItem
+from equinox_cli.engines.sim.engine import SimEngine
+from equinox_cli.engines.sim.profiles import Profile
+from equinox_cli.policies import make_policy
+from equinox_cli.predict.baselines import MovingAveragePredictor
+
+FIDELITY = Path(__file__).resolve().parents[1] / "engines" / "data" / "fidelity"
+SECONDS = 15.0
+HEAVY_RPS, HEAVY_PROMPT, HEAVY_OUTPUT = 60.0, 64, 128
+# bursts from when the flood has built a backlog until before it drains (FCFS's backlog is ~9 s at 15 s)
+BURST_START_S, BURST_PERIOD_S, BURST_UNTIL_S = 2.0, 3.0, 20.0
+BURST_PROMPTS = (900, 900, 16, 16, 16, 16, 16, 16)  # documents first, then questions
+LIGHT_OUTPUT = 32
+# the server the real half starts: the engine configuration of the recorded calibration run
+MAX_MODEL_LEN, MAX_SEQS, MAX_BATCHED = 1024, 16, 2048
+
+
+def items() -> list[WorkloadItem]:
+    """The scenario's requests in arrival order (max_tokens = the output: lengths are forced)."""
+    out = [
+        _item(f"heavy-{i}", "heavy", i / HEAVY_RPS, HEAVY_PROMPT, HEAVY_OUTPUT)
+        for i in range(int(SECONDS * HEAVY_RPS))
+    ]
+    start, k = BURST_START_S, 0
+    while start < BURST_UNTIL_S:
+        for j, prompt in enumerate(BURST_PROMPTS):
+            out.append(_item(f"light-{k}", "light", start + 0.001 * j, prompt, LIGHT_OUTPUT))
+            k += 1
+        start += BURST_PERIOD_S
+    return sorted(out, key=lambda it: (it.request.arrival_s, it.request.request_id))
+
+
+def _item(request_id: str, client: str, arrival_s: float, prompt: int, output: int) -> WorkloadItem:
+    return WorkloadItem(Request(request_id, client, arrival_s, prompt, output), output)
+
+
+def write_trace(path: Path) -> Path:
+    """The scenario as a JSON-lines trace, for `replay --engine vllm`."""
+    lines = [
+        json.dumps(
+            {
+                "request_id": it.request.request_id,
+                "client_id": it.request.client_id,
+                "arrival_s": it.request.arrival_s,
+                "prompt_tokens": it.request.prompt_tokens,
+                "output_tokens": it.output_tokens,
+            }
+        )
+        + "\n"
+        for it in items()
+    ]
+    path.write_text("".join(lines))
+    return path
+
+
+def recorded_engine_profile() -> Profile:
+    """The simulator calibrated on the recorded real run (step rows and configuration)."""
+    engine = json.loads((FIDELITY / "engine.json").read_text())
+    steps = pd.read_parquet(FIDELITY / "calibration_steps.parquet")
+    return api.profile_from_steps(steps, engine, "vllm-cpu-tiny", str(FIDELITY))
+
+
+def simulated_light_ttft_s(policy: str, seeds: int = 3) -> float:
+    """The light tenant's mean TTFT the simulator predicts for `policy`, averaged over seeds."""
+    profile = recorded_engine_profile()
+    workload = Workload("light-bursts", tuple(items()))
+    means = []
+    for seed in range(seeds):
+        scheduler = make_policy(policy, {}, MovingAveragePredictor())
+        result = SimEngine(profile, seed=seed).run(workload, scheduler)
+        requests = pd.DataFrame(result.requests)
+        light = requests[requests["client_id"] == "light"]
+        means.append(float((light["first_token_s"] - light["arrival_s"]).mean()))
+    return sum(means) / len(means)
