@@ -4,6 +4,7 @@
   python benchmarks/bench_fairness.py --quick          # a100 only, 2 seeds, shorter workloads
   python benchmarks/bench_fairness.py --engine kv_gate=true   # every policy with the engine's KV gate
   python benchmarks/bench_fairness.py --ablation --first-seed 2   # Equinox's components, eval seeds
+  python benchmarks/bench_fairness.py --ablation --train-mope /tmp/mope --first-seed 2   # + MoPE rows
   python benchmarks/bench_fairness.py --seeds 2 --variant a:alpha=0.9 --variant b:order=fifo  # tuning
   python benchmarks/bench_fairness.py --system --first-seed 2   # each policy in its own engine
   python benchmarks/bench_fairness.py --calibrate --profiles a10g-llama2-7b   # re-derive load scales
@@ -23,34 +24,38 @@ Per workload and policy, the mean over seeds and its 95 % interval (t) of:
 - tput: output tokens/s; goodput: requests/s within TTFT <= 5 s and TPOT <= 0.2 s;
 - refused: share of requests the engine could never run (aborted) or the policy rejected.
 Then Equinox/VTC ratios of the means. Numbers depend on the simulator (see the fidelity issue).
-The Azure mix is a fixed trace: its seeds do not change it (interval 0).
+The Azure mix is a fixed trace: its seeds do not change it (interval 0), and no MoPE is trained
+for it (its tuning seeds would be its evaluation requests). Arena's tuning seeds (0, 1) draw from
+half of its prompts and every other seed from the other half.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import math
 import multiprocessing
 import os
 import sys
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+import fairness_mope
 import numpy as np
 import pandas as pd
 from scipy import stats
 
-from equinox_cli.core.protocols import OutputPredictor
 from equinox_cli.core.types import Workload
 from equinox_cli.engines.sim.engine import SimEngine, apply_engine_args
 from equinox_cli.engines.sim.profiles import Profile, get_profile
 from equinox_cli.metrics.fairness import latency_fairness, latency_isolation, under_share
 from equinox_cli.metrics.summary import MetricsConfig, summarize
-from equinox_cli.policies import make_policy
+from equinox_cli.policies import NEEDS_PREDICTOR, make_policy
 from equinox_cli.predict.baselines import MovingAveragePredictor
-from equinox_cli.predict.online import NoPredictor
+from equinox_cli.predict.registry import predictor_from_spec
 from equinox_cli.workload.build import WorkloadSpec, build_workload
 from equinox_cli.workload.schema import frame_to_workload, workload_to_frame
 from equinox_cli.workload.synthetic import ClientSpec, Lengths, generate
@@ -58,13 +63,22 @@ from equinox_cli.workload.synthetic import ClientSpec, Lengths, generate
 TRACES = Path(__file__).resolve().parents[1].parent / "shared" / "traces"
 POLICIES = ("equinox", "vtc", "fcfs")
 # the ablation (issue 9 item 6): Equinox with one component switched off at a time
+# (label: Equinox's -P pairs, the predictor spec); "{mope}" is the case's MoPE artifact (--mope)
 ABLATION = {
-    "equinox": {},
-    "with-latency": {"latency_tokens": "128"},  # off by default (tuning split); this turns it on
-    "with-gpu-rfc": {"alpha": "0.9"},  # the default has beta = 0 (tuning split); this turns RFC on
-    "fifo-within": {"order": "fifo"},
-    "no-predictions": {},  # with a predictor that knows nothing (0 output tokens)
-    "vtc": {},
+    "equinox": ({}, "moving-average"),
+    "with-latency": ({"latency_tokens": "128"}, "moving-average"),  # off by default (tuning split)
+    "with-gpu-rfc": ({"alpha": "0.9"}, "moving-average"),  # the default has beta = 0 (tuning split)
+    "fifo-within": ({"order": "fifo"}, "moving-average"),
+    "no-predictions": ({}, "none"),  # a predictor that knows nothing (0 output tokens)
+    # not a valid predictor: the true lengths, the ceiling of ordering by predicted size
+    "oracle-lengths": ({}, "oracle"),
+}
+# --mope DIR: Equinox with MoPE (fairness_mope.py trains one per profile and case on the tuning
+# seeds), guarded by the moving average as `--predictor PATH` runs it; then with every MoPE target
+# at work (its latency experts feed the latency term, its step experts the GPU-time counter)
+MOPE = {
+    "mope": ({}, "mope:{mope}"),
+    "mope-all-targets": ({"latency_tokens": "128", "alpha": "0.9"}, "mope:{mope}"),
 }
 METRICS = ("svc_diff", "jain60", "lat_fair", "lat_iso", "ttft", "ttft_p99", "ttft_under", "tput", "goodput")
 METRICS += ("refused",)
@@ -75,6 +89,7 @@ class Case:
     name: str
     build: Callable[[int, bool, float], Workload]  # (seed, quick, load scale) -> a workload
     scales: dict[str, float]  # profile -> time compression that overloads it (FCFS TTFT of seconds)
+    mope: str = ""  # why MoPE cannot be trained for it without seeing the evaluation ("": it can)
 
 
 def _spec(source: str, **kw: object) -> Callable[[int, bool, float], Workload]:
@@ -95,6 +110,40 @@ def _noisy_neighbour(seed: int, quick: bool, scale: float) -> Workload:
     frame["arrival_s"] = frame["arrival_s"] / scale
     frame["max_tokens"] = 2048
     return frame_to_workload(frame, "noisy-neighbour", {"seed": seed})
+
+
+ARENA = TRACES / "arena_hard_auto" / "arena_hard_flat.jsonl"
+TUNING_SEEDS = (0, 1)  # the tuning split: Equinox's defaults, load scales and MoPE see only these
+
+
+def _arena(seed: int, quick: bool, scale: float) -> Workload:
+    """Arena-Hard's prompts and answers, one tenant per answering model, Poisson arrivals. The
+    prompts are split in two halves by question id: the tuning seeds draw from one, the evaluation
+    seeds from the other, so that a predictor trained on the tuning split (MoPE reads the prompt's
+    text) has never seen an evaluation prompt."""
+    spec = WorkloadSpec(
+        source=str(_arena_half(seed in TUNING_SEEDS)),
+        rate_rps=12.0,
+        duration_s=150.0 if quick else 300.0,
+        time_scale=scale,
+        seed=seed,
+    )
+    return build_workload(spec)[0]
+
+
+def _arena_half(tuning: bool) -> Path:
+    """The trace's rows whose question id (hex) is even (tuning) or odd (evaluation), written once
+    to the temporary folder (never into the repository; atomically, as workers may race)."""
+    name = f"arena_{'tuning' if tuning else 'evaluation'}.jsonl"
+    path = Path(tempfile.gettempdir()) / "equinox-bench" / name
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        lines = [line for line in ARENA.read_text(encoding="utf-8").split("\n") if line.strip()]
+        keep = [line for line in lines if (int(json.loads(line)["qid"][:8], 16) % 2 == 0) == tuning]
+        partial = path.with_name(f"{path.name}.{os.getpid()}.partial")
+        partial.write_text("\n".join(keep) + "\n", encoding="utf-8")
+        partial.replace(path)
+    return path
 
 
 def _azure_mix(seed: int, quick: bool, scale: float) -> Workload:
@@ -120,7 +169,8 @@ def _azure_mix(seed: int, quick: bool, scale: float) -> Workload:
 # FCFS's mean TTFT is ~15 s on seed 0 (the full-length workload; a tuning seed, and FCFS only, so
 # no policy's result chose the load): every case queues on both profiles; `--load` scales them
 # all. Re-derived on 2026-12-03 for the a10g datasheet constants and the held head (the a10g scales
-# had been set for constants fitted to VTC's suite, and its cells barely queued).
+# had been set for constants fitted to VTC's suite, and its cells barely queued), and arena's again
+# when its prompts were split between the tuning and the evaluation seeds.
 # Mooncake is left out: its prompts (median 6.9k, p99 85k tokens) overflow a Llama-2-7B context.
 A100, A10G = "a100-llama2-7b", "a10g-llama2-7b"
 CASES = (
@@ -128,12 +178,13 @@ CASES = (
     Case("poisson-short-long", _spec("poisson-short-long", duration_s=300.0), {A100: 15.9, A10G: 1.105}),
     Case("default", _spec("default", duration_s=180.0), {A100: 1.0, A10G: 0.1142}),
     Case("sharegpt-like", _spec("sharegpt-like", duration_s=300.0), {A100: 1.0, A10G: 0.1124}),
+    Case("arena", _arena, {A100: 0.845, A10G: 0.1191}),
     Case(
-        "arena",
-        _spec(str(TRACES / "arena_hard_auto" / "arena_hard_flat.jsonl"), rate_rps=12.0),
-        {A100: 0.8729, A10G: 0.123},
+        "azure-code-conv",
+        _azure_mix,
+        {A100: 1.355, A10G: 0.4235},
+        mope="a fixed trace: the tuning seeds are the evaluation's requests",
     ),
-    Case("azure-code-conv", _azure_mix, {A100: 1.355, A10G: 0.4235}),
     Case("servegen", _spec(str(TRACES / "servegen_m_small"), duration_s=10.0), {A100: 0.016, A10G: 0.002042}),
     Case("noisy-neighbour", _noisy_neighbour, {A100: 1.105, A10G: 0.4117}),
 )
@@ -144,7 +195,7 @@ class Variant:
     label: str
     policy: str
     params: dict[str, str]
-    predictor: Callable[[], OutputPredictor] = MovingAveragePredictor
+    predictor: str = "moving-average"  # a --predictor spec; "{mope}": the case's MoPE artifact
     engine: dict[str, str] = field(default_factory=dict)  # --system: this policy's own engine
 
 
@@ -156,21 +207,29 @@ class Variant:
 SYSTEM = {"vtc": {"admission": "slora"}, "equinox": {"admission": "vllm", "kv_gate": "true"}}
 
 
-def variants(labels: tuple[str, ...], equinox_params: dict[str, str], ablation: bool) -> list[Variant]:
-    if ablation:
-        out = []
-        for label, params in ABLATION.items():
-            policy = "vtc" if label == "vtc" else "equinox"
-            merged = {**equinox_params, **params} if policy == "equinox" else {}
-            predictor = NoPredictor if label == "no-predictions" else MovingAveragePredictor
-            out.append(Variant(label, policy, merged, predictor))
-        return out
-    return [Variant(p, p, equinox_params if p == "equinox" else {}) for p in labels]
+def variants(
+    labels: tuple[str, ...], equinox_params: dict[str, str], ablation: bool, mope: bool
+) -> list[Variant]:
+    table = {**(ABLATION if ablation else {}), **(MOPE if mope else {})}
+    if not table:
+        return [Variant(p, p, equinox_params if p == "equinox" else {}) for p in labels]
+    equinox = [
+        Variant(label, "equinox", {**equinox_params, **params}, spec)
+        for label, (params, spec) in table.items()
+    ]
+    if "equinox" not in table:
+        equinox.insert(0, Variant("equinox", "equinox", equinox_params))
+    return [*equinox, Variant("vtc", "vtc", {})]
 
 
-def run_policy(workload: Workload, variant: Variant, profile: Profile) -> pd.DataFrame:
+def run_policy(
+    workload: Workload, variant: Variant, profile: Profile, mope: Path | None = None
+) -> pd.DataFrame:
+    truth = {it.request.request_id: it.output_tokens for it in workload.items}
+    spec = variant.predictor.format(mope=mope)
+    predictor = predictor_from_spec(spec, truth, {}) if variant.policy in NEEDS_PREDICTOR else None
     engine = SimEngine(profile, gate_predictor=MovingAveragePredictor)
-    result = engine.run(workload, make_policy(variant.policy, variant.params, variant.predictor()))
+    result = engine.run(workload, make_policy(variant.policy, variant.params, predictor))
     return summarize(
         variant.label,
         pd.DataFrame(result.requests),
@@ -269,6 +328,12 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="worker processes")
     parser.add_argument("--json", type=Path, default=None, help="also write every cell as JSON lines")
     parser.add_argument(
+        "--mope", type=Path, default=None, help="add Equinox with MoPE (artifacts in DIR/PROFILE/CASE)"
+    )
+    parser.add_argument(
+        "--train-mope", type=Path, default=None, help="train those artifacts on the tuning seeds first"
+    )
+    parser.add_argument(
         "--calibrate", action="store_true", help="print each case's scale for FCFS TTFT ~15 s (seed 0)"
     )
     args = parser.parse_args()
@@ -284,7 +349,18 @@ def main() -> None:
                 now = case.scales[profile_name]
                 print(f"{profile_name} {case.name}: scale {scale:.4g} (now {now}), FCFS TTFT {ttft:.1f} s")
         return
-    runs = variants(POLICIES, dict(pair.split("=", 1) for pair in args.params), args.ablation)
+    if args.train_mope:
+        for profile_name in profiles:
+            for case in cases:
+                folder = args.train_mope / profile_name / case.name
+                if case.mope:
+                    print(f"{folder}: no MoPE ({case.mope})")
+                    continue
+                build = functools.partial(case.build, quick=False, scale=case.scales[profile_name])
+                print(fairness_mope.train(folder, build, TUNING_SEEDS, profile_name, engine_args))
+        args.mope = args.mope or args.train_mope
+    equinox_params = dict(pair.split("=", 1) for pair in args.params)
+    runs = variants(POLICIES, equinox_params, args.ablation, args.mope is not None)
     if args.variant:  # tuning: named Equinox parameter sets beside VTC
         runs = [Variant("vtc", "vtc", {})] + [
             Variant(label, "equinox", dict(kv.split("=", 1) for kv in pairs.split(",") if kv))
@@ -293,7 +369,7 @@ def main() -> None:
     if args.system:
         runs = [replace(v, engine=SYSTEM[v.policy]) for v in runs if v.policy in SYSTEM]
     jobs = [
-        (profile_name, engine_args, case.name, seed, args.quick, args.load, runs)
+        (profile_name, engine_args, case.name, seed, args.quick, args.load, runs, args.mope)
         for profile_name in profiles
         for case in cases
         for seed in seeds
@@ -314,7 +390,8 @@ def main() -> None:
 
 def run_cell(job: tuple) -> list[dict[str, object]]:
     """Every variant on one (profile, workload, seed): a pure function of its arguments."""
-    profile_name, engine_args, case_name, seed, quick, load, runs = job
+    profile_name, engine_args, case_name, seed, quick, load, runs, mope_root = job
+    mope = mope_root / profile_name / case_name if mope_root is not None else None
     profile = apply_engine_args(replace(get_profile(profile_name)), engine_args)
     case = next(c for c in CASES if c.name == case_name)
     workload = case.build(seed, quick, case.scales[profile_name] * load)
@@ -326,7 +403,10 @@ def run_cell(job: tuple) -> list[dict[str, object]]:
         if engine.get("admission") == "slora":
             engine.setdefault("prefill_cap_tokens", str(profile.max_num_batched_tokens))
         own = apply_engine_args(profile, engine) if engine else profile
-        fig = figures(run_policy(workload, variant, own), solo, window_s)
+        if "{mope}" in variant.predictor and not (mope and fairness_mope.trained(mope)):
+            fig = dict.fromkeys(METRICS, math.nan)  # no MoPE for this case (--train-mope says why)
+        else:
+            fig = figures(run_policy(workload, variant, own, mope), solo, window_s)
         cells.append(
             {
                 "profile": profile_name,
@@ -378,8 +458,9 @@ def summary(cells: pd.DataFrame, labels: list[str]) -> None:
     for label in others:
         ratio = means.xs(label, level="policy") / means.xs("vtc", level="policy")
         lat = ratio["lat_fair"].dropna()
+        defined = int(ratio["svc_diff"].count())  # cells where it ran (no MoPE: NaN)
         print(
-            f"{label}: svc_diff <= 1.1x on {int((ratio['svc_diff'] <= 1.1).sum())}/{len(ratio)}; "
+            f"{label}: svc_diff <= 1.1x on {int((ratio['svc_diff'] <= 1.1).sum())}/{defined}; "
             f"lat_fair mean {lat.mean():.3f}x over {len(lat)}; "
             f"ttft <= 0.6x on {int((ratio['ttft'] <= 0.6).sum())}, max {ratio['ttft'].max():.2f}x; "
             f"tput >= 1.0x on {int((ratio['tput'] >= 0.9995).sum())}, min {ratio['tput'].min():.3f}x"
