@@ -56,6 +56,9 @@ class Recording:
         self.pending: dict[str, float] = {}
         self.errors: list[float] = []
 
+    def __getattr__(self, name: str) -> object:  # forecast, predict_step, name: the inner's
+        return getattr(self.inner, name)
+
     def prepare(self, request: Request) -> None:
         self.inner.prepare(request)  # type: ignore[attr-defined]
 
@@ -95,7 +98,9 @@ def run(args: argparse.Namespace) -> None:
                 "single": f"single:{tmp / 'mope'}",
             }.get(predictor, predictor)
             recorder: list[Recording] = []
-            original = api.make_predictor
+            # the policies' predictor is made in api/params.py (`api.make_predictor` is a re-export)
+            params = sys.modules["equinox_cli.api.params"]
+            original = params.make_predictor
 
             def recording(
                 spec_: str, workload: object, cache: dict, _orig=original, _rec=recorder
@@ -104,7 +109,7 @@ def run(args: argparse.Namespace) -> None:
                 _rec.append(wrapped)
                 return wrapped
 
-            api.make_predictor = recording  # type: ignore[assignment]
+            params.make_predictor = recording
             try:
                 outcome = api.replay(
                     api.ReplayConfig(
@@ -116,7 +121,7 @@ def run(args: argparse.Namespace) -> None:
                     )
                 )
             finally:
-                api.make_predictor = original  # type: ignore[assignment]
+                params.make_predictor = original
             mae = float(np.mean(recorder[0].errors)) if recorder and recorder[0].errors else float("nan")
             rows.append((scheduler, predictor, mae, outcome.summary.iloc[0].to_dict()))
     outcome = api.replay(

@@ -89,7 +89,7 @@ class _Run:
         self.policy = policy
         self.gate = gate  # the engine's own output predictor for its KV gate (None: no gate)
         self.rule = make_rule(profile, gate)
-        self.batch = Batch(profile.kv_capacity_tokens // profile.block_size, profile.block_size, policy)
+        self.batch = Batch(profile.kv_blocks, profile.block_size, policy)
         self.caching = profile.prefix_caching and profile.admission == "vllm"
         self.residuals = np.asarray(profile.step_residuals if profile.step_noise else (), dtype=float)
         self.rng = np.random.default_rng(seed)

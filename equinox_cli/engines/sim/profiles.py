@@ -57,6 +57,15 @@ class Profile:
     # calibrated profile measures it (client-seen minus engine-seen TTFT); datasheet profiles: 0
     api_overhead_s: float = 0.0
 
+    @property
+    def kv_blocks(self) -> int:
+        """The KV pool in whole blocks (a partial block at the end of the capacity holds nothing)."""
+        return self.kv_capacity_tokens // self.block_size
+
+    def fits_pool(self, tokens: int) -> bool:
+        """`tokens` of one sequence fit the KV pool alone, block-rounded as the engine allocates."""
+        return -(-tokens // self.block_size) <= self.kv_blocks
+
     def step_time_s(self, prefill_tokens: int, decode_seqs: int, context_tokens: int) -> float:
         return (
             self.c0_s

@@ -20,7 +20,7 @@ class ReserveMaxAdmission:
         self.p = profile
 
     def fits_ever(self, request: Request) -> bool:
-        return request.prompt_tokens + request.max_tokens <= self.p.kv_capacity_tokens
+        return self.p.fits_pool(request.prompt_tokens + request.max_tokens)
 
     def plan(self, batch: Batch, now_s: float) -> StepPlan:
         chunks: list[tuple[Seq, int]] = []

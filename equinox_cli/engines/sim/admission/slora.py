@@ -31,8 +31,10 @@ class SLoraAdmission:
         self.decodes_since_prefill = 0  # S-LoRA's has_wait_tokens
 
     def fits_ever(self, request: Request) -> bool:
-        alone = request.prompt_tokens + request.max_tokens  # the need of a batch of one
-        return alone < self.p.kv_capacity_tokens and request.prompt_tokens <= self.p.prefill_cap_tokens
+        # the admission rule below for a batch of one: it must hold, or the request never runs
+        alone = self._candidate(request.prompt_tokens, request.max_tokens, 0)
+        fits = peak_need_blocks([alone], self.p.block_size) < self.p.kv_blocks
+        return fits and request.prompt_tokens <= self.p.prefill_cap_tokens
 
     def plan(self, batch: Batch, now_s: float) -> StepPlan:
         if not batch.running or self.decodes_since_prefill >= self.p.admit_every_steps:
@@ -54,7 +56,7 @@ class SLoraAdmission:
             if seq is None:
                 break
             used_before = batch.kv.used
-            candidate = (seq.target + 1, max(0, seq.request.max_tokens - seq.generated - 1))
+            candidate = self._candidate(seq.target, seq.request.max_tokens, seq.generated)
             fits = (
                 len(batch.running) + 1 <= p.max_num_seqs
                 and prompts + seq.target <= p.prefill_cap_tokens
@@ -70,6 +72,11 @@ class SLoraAdmission:
             chunks.append((seq, seq.target))
             prompts += seq.target
         return chunks
+
+    @staticmethod
+    def _candidate(target: int, max_tokens: int, generated: int) -> tuple[int, int]:
+        """(tokens in KV after its prefill, tokens still to generate) of a request being admitted."""
+        return target + 1, max(0, max_tokens - generated - 1)
 
     @staticmethod
     def _to_generate(batch: Batch, seq: Seq) -> int:

@@ -35,7 +35,7 @@ class VllmAdmission:
         self._stuck: tuple[Seq, int, int] | None = None
 
     def fits_ever(self, request: Request) -> bool:
-        if request.prompt_tokens + request.max_tokens > self.p.kv_capacity_tokens:
+        if not self.p.fits_pool(request.prompt_tokens + request.max_tokens):
             return False
         return self.p.chunked_prefill or request.prompt_tokens <= self.p.max_num_batched_tokens
 
