@@ -97,13 +97,20 @@ def test_equinox_lowers_the_light_tenants_ttft_against_vtc_as_the_simulator_fore
 ) -> None:
     """Issue 9 item 7: in the real engine, Equinox keeps the light tenant's share and serves its
     short questions before its documents (light_bursts.py), so its mean TTFT is lower than under
-    VTC, in the direction the simulator calibrated on a recorded run of this engine predicts."""
+    VTC, in the direction the simulator calibrated on a recorded run of this engine predicts.
+
+    TTFT is compared in engine steps (seconds / the run's median step time): each policy runs in
+    its own server, and the CPU engine's speed is not the same from one server to the next (in one
+    CI run the Equinox server stepped in 5.3 ms, the VTC server in 2.3 ms, for the same work)."""
     clients = {p: _clients(replayed, p) for p in ("vtc", "equinox")}
+    step_s = {p: float(replayed.runs[p].steps["step_time_s"].median()) for p in clients}
     ttft = {p: float(c.loc["light", "ttft_mean_s"]) for p, c in clients.items()}
+    in_steps = {p: ttft[p] / step_s[p] for p in clients}
     share = {p: float(c.loc["light", "service"] / c.loc["light", "demand"]) for p, c in clients.items()}
     forecast = {p: light_bursts.simulated_light_ttft_s(p) for p in ("vtc", "equinox")}
-    print({"real_light_ttft_mean_s": ttft, "sim_light_ttft_mean_s": forecast, "share": share})
-    # measured 2026-12-03: the simulator 0.50x (0.12 vs 0.23 s), the real engine 0.25x (0.15 vs 0.59 s)
+    print({"light_ttft_s": ttft, "median_step_s": step_s, "sim_light_ttft_s": forecast, "share": share})
+    # measured 2026-12-03: the simulator 0.50x (0.12 vs 0.23 s); the real engine 0.56x in steps
+    # (0.23 vs 0.50 s at 3.1 and 3.7 ms a step) and 0.65x in the run whose servers' speeds differed
     assert forecast["equinox"] < 0.8 * forecast["vtc"]
-    assert ttft["equinox"] < 0.85 * ttft["vtc"]
+    assert in_steps["equinox"] < 0.85 * in_steps["vtc"]
     assert share["equinox"] >= share["vtc"] - 0.02  # the light tenant's share is kept
