@@ -48,7 +48,7 @@ class EquinoxParams:
     # defaults chosen on the tuning split (bench_fairness seeds 0-1, docs/equinox.md): any beta > 0
     # raised the token service difference past 1.1x VTC's on more workloads, so RFC is off by
     # default (-P alpha=0.9 turns it on); latency_tokens=2048 ranked first on the tuning split but
-    # on the real engine it once held a light tenant's whole burst 4.6 s behind a flooder (round 5)
+    # is not shown safe on the real engine (round 5), so it stays 0
     alpha: float = 1.0  # weight of the user counter; beta = 1 - alpha weighs the resource counter
     w_p: float = 1.0
     w_q: float = 2.0
