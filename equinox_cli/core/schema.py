@@ -60,6 +60,10 @@ HTTP_REQUEST_COLUMNS = (
     "length_ok",
     "itl_p50_s",
     "itl_max_s",
+    # --engine vllm: the engine's own first-token latency (the plug-in's log), from its arrival at the
+    # engine: without the client's send lag or the API server; in seconds and in engine steps
+    "engine_ttft_s",
+    "engine_ttft_steps",
 )
 COUNTER_COLUMNS = ("time_s", "client_id", "counter", "backlogged")
 LATENCY_COLUMNS = ("ttft_s", "e2e_s", "queue_s", "tpot_s")  # metrics/latency.py derives them

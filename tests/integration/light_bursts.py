@@ -15,6 +15,7 @@ engine configuration as the real half's server) and predicts the direction the r
 from __future__ import annotations
 
 import json
+import random
 from pathlib import Path
 
 import pandas as pd
@@ -28,7 +29,11 @@ from equinox_cli.predict.baselines import MovingAveragePredictor
 
 FIDELITY = Path(__file__).resolve().parents[1] / "engines" / "data" / "fidelity"
 SECONDS = 15.0
-HEAVY_RPS, HEAVY_PROMPT, HEAVY_OUTPUT = 60.0, 64, 128
+HEAVY_RPS, HEAVY_PROMPT = 60.0, 64
+# Heavy outputs spread over 32-224 tokens (mean 128, seeded): with one length for all, the 16 running
+# heavy requests finished and were replaced in waves (the real engine admitted none for ~120 steps,
+# then 16 at once), so a light burst's TTFT was mostly where it fell in that cycle, for either policy
+HEAVY_OUTPUT_RANGE, HEAVY_SEED = (32, 224), 0
 # bursts from when the flood has built a backlog until before it drains (FCFS's backlog is ~9 s at 15 s)
 BURST_START_S, BURST_PERIOD_S, BURST_UNTIL_S = 2.0, 3.0, 20.0
 BURST_PROMPTS = (900, 900, 16, 16, 16, 16, 16, 16)  # documents first, then questions
@@ -39,8 +44,9 @@ MAX_MODEL_LEN, MAX_SEQS, MAX_BATCHED = 1024, 16, 2048
 
 def items() -> list[WorkloadItem]:
     """The scenario's requests in arrival order (max_tokens = the output: lengths are forced)."""
+    rng = random.Random(HEAVY_SEED)
     out = [
-        _item(f"heavy-{i}", "heavy", i / HEAVY_RPS, HEAVY_PROMPT, HEAVY_OUTPUT)
+        _item(f"heavy-{i}", "heavy", i / HEAVY_RPS, HEAVY_PROMPT, rng.randint(*HEAVY_OUTPUT_RANGE))
         for i in range(int(SECONDS * HEAVY_RPS))
     ]
     start, k = BURST_START_S, 0

@@ -92,31 +92,52 @@ def test_the_engine_log_fills_steps_and_engine_side_request_columns(replayed: ap
     assert meta["complete"] is True and set(meta["runs"]) == {"equinox", "vtc", "fcfs"}
 
 
-def test_equinox_serves_the_light_tenants_questions_first_as_the_simulator_forecasts(
+def test_equinox_lowers_the_light_tenants_ttft_and_serves_its_questions_first_as_forecast(
     replayed: api.ReplayOutcome,
 ) -> None:
-    """Issue 9 item 7: in the real engine Equinox keeps the light tenant's share and serves its short
-    questions before its documents (light_bursts.py), where VTC serves them in arrival order; the
-    simulator calibrated on a recorded run of this engine forecasts a lower light-tenant TTFT.
+    """Issue 9 item 7: in the real engine Equinox keeps the light tenant's share, serves its short
+    questions before its documents (light_bursts.py) where VTC serves them in arrival order, and so
+    lowers its TTFT, as the simulator calibrated on a recorded run of this engine forecasts.
 
-    The real TTFT ratio is printed, not asserted: each policy runs in its own server, and across
-    six runs whole bursts were sometimes delayed in one server and not the other (Equinox/VTC mean
-    TTFT 0.25x to 2.7x; cause not found, seen with and without the latency term). The order within
-    a burst is what the policy decides, and it is the same in every run."""
+    The TTFT compared is the engine's own, in engine steps (`engine_ttft_steps`): from the request's
+    arrival at the engine to its first token. The client's `ttft_s` is printed, not asserted: on two
+    cores the server starves the client, which in CI sent whole bursts up to 1.1 s late, in whichever
+    server's run it happened (that lag, not the policy, made Equinox/VTC range 0.25x to 2.7x over six
+    runs). Seconds are printed too: each policy has its own server, and one run's identical heavy
+    load waited 11.2 s in one server and 4.5 s in the other (the machine's speed changed)."""
     clients = {p: _clients(replayed, p) for p in ("vtc", "equinox")}
-    ttft = {p: float(c.loc["light", "ttft_mean_s"]) for p, c in clients.items()}
+    light = {p: _light(replayed.runs[p].requests) for p in clients}
+    steps = {p: float(r["engine_ttft_steps"].mean()) for p, r in light.items()}
     share = {p: float(c.loc["light", "service"] / c.loc["light", "demand"]) for p, c in clients.items()}
-    order = {p: _questions_minus_documents_s(replayed.runs[p].requests) for p in clients}
+    order = {p: _questions_minus_documents_s(r) for p, r in light.items()}
     forecast = {p: light_bursts.simulated_light_ttft_s(p) for p in ("vtc", "equinox")}
-    print({"light_ttft_s": ttft, "questions_minus_documents_s": order, "sim": forecast, "share": share})
-    assert forecast["equinox"] < 0.8 * forecast["vtc"]  # 0.50x (0.12 vs 0.23 s), 2026-12-03
+    print(
+        {
+            "light_engine_ttft_steps": steps,
+            "light_engine_ttft_s": {p: float(r["engine_ttft_s"].mean()) for p, r in light.items()},
+            "light_client_ttft_s": {p: float(r["ttft_s"].mean()) for p, r in light.items()},
+            "light_send_lag_max_s": {p: float(r["send_lag_s"].max()) for p, r in light.items()},
+            "questions_minus_documents_s": order,
+            "sim": forecast,
+            "share": share,
+        }
+    )
+    assert forecast["equinox"] < 0.8 * forecast["vtc"]  # 0.45x (0.105 vs 0.233 s), 2026-12-03
+    # 0.77x (48.6 vs 62.9 steps; per burst 36-55 vs 51-74) outside CI, 2026-12-03
+    assert steps["equinox"] < steps["vtc"]
     assert order["equinox"] < 0 < order["vtc"]
     assert share["equinox"] >= share["vtc"] - 0.02  # the light tenant's share is kept
 
 
-def _questions_minus_documents_s(requests: pd.DataFrame) -> float:
-    """Mean TTFT of the light tenant's questions minus that of its documents (< 0: questions first)."""
+def _light(requests: pd.DataFrame) -> pd.DataFrame:
     light = requests[requests["client_id"] == "light"]
+    assert light["engine_ttft_steps"].notna().all()  # every request is in the engine's log
+    return light
+
+
+def _questions_minus_documents_s(light: pd.DataFrame) -> float:
+    """Mean engine TTFT of the light tenant's questions minus its documents' (< 0: questions first)."""
     position = light["request_id"].str.split("-").str[1].astype(int) % len(light_bursts.BURST_PROMPTS)
     is_question = position.map(lambda k: light_bursts.BURST_PROMPTS[k] < 100)
-    return float(light.loc[is_question, "ttft_s"].mean() - light.loc[~is_question, "ttft_s"].mean())
+    ttft = light["engine_ttft_s"]
+    return float(ttft[is_question].mean() - ttft[~is_question].mean())

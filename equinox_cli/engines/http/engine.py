@@ -25,7 +25,8 @@ def _row(o: Outcome) -> dict[str, object]:
     r = o.item.request
     gaps = np.diff(o.token_times_s) if len(o.token_times_s) > 1 else np.array([])
     nan = math.nan
-    row: dict[str, object] = dict.fromkeys(REQUEST_COLUMNS, nan)
+    # engine_ttft_* stay NaN here: only a managed server (managed.py) has the engine's log
+    row: dict[str, object] = dict.fromkeys((*REQUEST_COLUMNS, *HTTP_COLUMNS), nan)
     row.update(
         request_id=r.request_id,
         client_id=r.client_id,

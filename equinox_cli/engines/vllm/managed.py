@@ -17,6 +17,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from equinox_cli.core.errors import UserInputError
 from equinox_cli.core.protocols import RunObserver
 from equinox_cli.core.schema import ENGINE_REQUEST_COLUMNS as REQUEST_COLUMNS
@@ -79,12 +81,39 @@ class ManagedVllmEngine:
         finally:
             server.stop()
         steps = read_rows(logs / STEPS_FILE)
+        engine_rows = read_rows(logs / REQUESTS_FILE)
+        requests = with_engine_ttft(merge_engine_rows(result.requests, engine_rows), engine_rows, steps)
         return replace(
             result,
-            requests=merge_engine_rows(result.requests, read_rows(logs / REQUESTS_FILE)),
+            requests=requests,
             steps={c: [row.get(c, math.nan) for row in steps] for c in STEP_COLUMNS},
             config={**result.config, "server_logs": str(logs), **_engine_config(logs)},
         )
+
+
+def with_engine_ttft(
+    requests: dict[str, list[object]], engine_rows: list[dict[str, Any]], steps: list[dict[str, Any]]
+) -> dict[str, list[object]]:
+    """`engine_ttft_s` and `engine_ttft_steps`: each request's first-token latency as the engine saw
+    it (its arrival at the engine to its first token, on the plug-in's clock), in seconds and in the
+    engine steps that began in between. Unlike `ttft_s` they do not include the client's send lag,
+    which on a machine the engine keeps busy can reach seconds; the step count also factors out how
+    fast the machine ran, which differs between the servers of one replay."""
+    starts = np.sort(np.array([float(row["start_s"]) for row in steps if "start_s" in row], dtype=float))
+    by_id = {str(row["request_id"]): row for row in engine_rows}
+    seconds: list[object] = []
+    counts: list[object] = []
+    for rid in requests["request_id"]:
+        row = by_id.get(str(rid), {})
+        arrival, first = row.get("arrival_s"), row.get("first_token_s")
+        if arrival is None or first is None:
+            seconds.append(math.nan)
+            counts.append(math.nan)
+            continue
+        seconds.append(float(first) - float(arrival))
+        began = np.searchsorted(starts, first, side="right") - np.searchsorted(starts, arrival, side="left")
+        counts.append(float(began))
+    return {**requests, "engine_ttft_s": seconds, "engine_ttft_steps": counts}
 
 
 def _engine_config(logs: Path) -> dict[str, object]:
