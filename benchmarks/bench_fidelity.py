@@ -2,6 +2,7 @@
 
   python benchmarks/bench_fidelity.py collect DIR --vllm-python .venv-vllm/bin/python   # ~10 min
   python benchmarks/bench_fidelity.py compare DIR                                        # seconds
+  python benchmarks/bench_fidelity.py compare DIR --at-run-speed     # the machine's drift factored out
   python benchmarks/bench_fidelity.py collect DIR2 --only overload,mix,bursty,prefix       # a repeat
   python benchmarks/bench_fidelity.py spread DIR DIR2     # the real engine against itself
   python benchmarks/bench_fidelity.py record DIR tests/engines/data/fidelity             # the test's data
@@ -217,11 +218,45 @@ def median_real(folders: tuple[Path, ...], name: str, policy: str) -> dict[str, 
     return {k: float(np.median([r.get(k, np.nan) for r in runs])) for k in runs[0]}
 
 
+def run_speed(steps: pd.DataFrame, profile: Profile) -> float:
+    """How slowly the machine ran during one real run, relative to the calibrated profile: the
+    median of each real step's time over the profile's (noise-free) time for the same step."""
+    predicted = (
+        profile.c0_s
+        + profile.c_p_s * steps["prefill_tokens"]
+        + profile.c_d_s * steps["decode_seqs"]
+        + profile.c_kv_s * (steps["context_tokens"] + steps["prefill_tokens"])
+    )
+    return float(np.median(steps["step_time_s"] / predicted))
+
+
+def at_speed(profile: Profile, speed: float) -> Profile:
+    """The profile with every step-time constant scaled by `speed` (the residuals are ratios)."""
+    return replace(
+        profile,
+        c0_s=profile.c0_s * speed,
+        c_p_s=profile.c_p_s * speed,
+        c_d_s=profile.c_d_s * speed,
+        c_kv_s=profile.c_kv_s * speed,
+    )
+
+
 def compare(
-    data: Path, seeds: int, calibration: tuple[str, ...], repeats: tuple[Path, ...] = ()
+    data: Path,
+    seeds: int,
+    calibration: tuple[str, ...],
+    repeats: tuple[Path, ...] = (),
+    at_run_speed: bool = False,
 ) -> dict[str, dict[str, dict[str, float]]]:
     """The simulator against the real runs in `data` (calibrated on its `calibration` workloads);
-    with `repeats`, against each metric's median over `data` and the repeated collections."""
+    with `repeats`, against each metric's median over `data` and the repeated collections.
+
+    With `at_run_speed` (a diagnostic, not the target) the profile is scaled to each real run's own
+    speed (`run_speed`: one number taken from that run's step rows): on this machine the same
+    engine's steps ran up to ~2.5x slower from one run to the next, so this separates the machine's
+    drift from what the simulator models (admission, batching, queueing, the policies)."""
+    if at_run_speed and repeats:
+        raise SystemExit("--at-run-speed compares one collection: leave out --repeats")
     held_out = tuple(n for n in ALL if n not in calibration)
     profile = calibrate(data, calibration)
     print(f"profile: c0 {profile.c0_s * 1e3:.2f} ms, c_p {profile.c_p_s * 1e6:.2f} us/token, "
@@ -234,7 +269,12 @@ def compare(
         workload = build_workload(WorkloadSpec(source=str(trace)))[0]
         for policy in POLICIES:
             measured = median_real((data, *repeats), name, policy)
-            runs = [simulate(profile, workload, policy, seed) for seed in range(seeds)]
+            used = profile
+            if at_run_speed:
+                speed = run_speed(pd.read_parquet(data / name / policy / "steps.parquet"), profile)
+                used = at_speed(profile, speed)
+                print(f"\n{name}/{policy}: this run's steps took {speed:.2f}x the calibrated time")
+            runs = [simulate(used, workload, policy, seed) for seed in range(seeds)]
             predicted = {k: float(np.mean([r.get(k, np.nan) for r in runs])) for k in measured}
             error = {k: predicted[k] / measured[k] - 1 if measured[k] else np.nan for k in measured}
             results[f"{name}/{policy}"] = {"real": measured, "sim": predicted, "error": error}
@@ -336,6 +376,11 @@ def main() -> None:
     p.add_argument(
         "--repeats", default="", help="comma-separated repeated collections: compare with the median"
     )
+    p.add_argument(
+        "--at-run-speed",
+        action="store_true",
+        help="diagnostic: scale the profile to each real run's own step speed (not the target)",
+    )
     r = sub.add_parser("record", help="write the test's small recorded run from collected DATA")
     r.add_argument("data", type=Path)
     r.add_argument("out", type=Path)
@@ -348,7 +393,8 @@ def main() -> None:
         record(args.data, args.out)
     else:
         repeats = tuple(Path(d) for d in args.repeats.split(",") if d)
-        results = compare(args.data, args.seeds, tuple(args.calibrate.split(",")), repeats)
+        calibration = tuple(args.calibrate.split(","))
+        results = compare(args.data, args.seeds, calibration, repeats, args.at_run_speed)
         if args.json:
             args.json.write_text(json.dumps(results, indent=1))
 
