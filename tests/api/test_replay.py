@@ -7,17 +7,33 @@ from typing import Any
 
 import pandas as pd
 
-from equinox_cli.api.replay import late_send_warnings
+from equinox_cli.api.replay import client_time_warnings
 
 
-def _run(lags: list[float]) -> Any:
-    return SimpleNamespace(requests=pd.DataFrame({"send_lag_s": lags}))
+def _run(lags: list[float], outside_s: float = 0.02) -> Any:
+    ttft = [0.5] * len(lags)
+    engine = [t - outside_s for t in ttft]
+    return SimpleNamespace(
+        requests=pd.DataFrame({"send_lag_s": lags, "ttft_s": ttft, "engine_ttft_s": engine})
+    )
 
 
 def test_a_client_that_sent_late_is_warned_about_and_an_on_time_or_simulated_one_is_not() -> None:
     on_time = [0.001] * 200
     late = on_time[:190] + [1.12] * 10  # one burst sent a second late: 5 % of the requests
     runs = {"vtc": _run(late), "equinox": _run(on_time), "sim": SimpleNamespace(requests=pd.DataFrame())}
-    (warning,) = late_send_warnings(runs)
+    (warning,) = client_time_warnings(runs)
     assert warning.startswith("vtc: the client sent requests late (send lag p99 1.12 s, max 1.12 s")
     assert "engine_ttft_s" in warning
+
+
+def test_time_between_client_and_engine_is_warned_about_when_only_the_engine_saw_no_wait() -> None:
+    on_time = [0.001] * 100
+    (warning,) = client_time_warnings({"vtc": _run(on_time, outside_s=3.6), "equinox": _run(on_time)})
+    assert warning.startswith(
+        "vtc: TTFT outside the engine (client-seen minus engine-seen) reached p99 3.60 s"
+    )
+    # a plain http:// server has no engine log: engine_ttft_s is NaN, nothing to compare
+    blind = _run(on_time)
+    blind.requests["engine_ttft_s"] = float("nan")
+    assert client_time_warnings({"http": blind}) == []
