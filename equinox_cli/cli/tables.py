@@ -16,6 +16,8 @@ COMPARISON_ROWS = (
     ("TTFT mean (s)", "ttft_mean_s", "{:.2f}"),
     ("TTFT p50 (s)", "ttft_p50_s", "{:.2f}"),
     ("TTFT p99 (s)", "ttft_p99_s", "{:.2f}"),
+    ("TTFT in the engine, mean (s)", "engine_ttft_mean_s", "{:.2f}"),  # --engine vllm only
+    ("TTFT in the engine, p99 (s)", "engine_ttft_p99_s", "{:.2f}"),
     ("TPOT p50 (ms)", "tpot_p50_s", "ms"),
     ("E2E p99 (s)", "e2e_p99_s", "{:.1f}"),
     ("Jain (run, max-min norm.)", "jain_index", "{:.4f}"),
@@ -26,6 +28,10 @@ COMPARISON_ROWS = (
     ("preemptions", "preemptions", "{:.0f}"),
     ("finished / rejected", None, ""),
 )
+
+
+# rows shown only when some policy has a value (the engine's own TTFT: a managed vLLM server)
+OPTIONAL_ROWS = ("engine_ttft_mean_s", "engine_ttft_p99_s")
 
 
 def _fmt(value: object, style: str) -> str:
@@ -44,6 +50,8 @@ def comparison_table(summary: pd.DataFrame, title: str, utilisation: str = "GPU 
         table.add_column(str(policy), justify="right", overflow="fold")
     rows = summary.set_index("policy")
     for label, key, style in COMPARISON_ROWS:
+        if key in OPTIONAL_ROWS and (key not in rows or rows[key].isna().all()):
+            continue
         label = utilisation if key == "gpu_util_mean" else label
         if key is None:
             cells = [f"{int(rows.loc[p, 'finished'])} / {int(rows.loc[p, 'rejected'])}" for p in rows.index]

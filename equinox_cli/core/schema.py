@@ -85,6 +85,8 @@ SUMMARY_COLUMNS = (
     "gpu_util_mean",
     "preemptions",
     *(f"{m}_{s}_s" for m in ("ttft", "tpot", "e2e") for s in LATENCY_STATS),
+    "engine_ttft_mean_s",  # --engine vllm: the engine's own TTFT (requests' engine_ttft_s); else NaN
+    "engine_ttft_p99_s",
     "jain_index",
     "jain_windowed_mean",
     "service_diff_max",

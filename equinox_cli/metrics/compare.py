@@ -69,6 +69,9 @@ class Side:
     std: float
 
 
+_EMPTY = pd.Series([], dtype=float)
+
+
 def side(values: pd.Series) -> Side:
     clean = pd.to_numeric(values, errors="coerce").dropna().to_numpy(float)
     n = int(clean.size)
@@ -156,7 +159,8 @@ def compare_runs(base: pd.DataFrame, new: pd.DataFrame, rules: Thresholds) -> pd
         b = base[(base["key"] == key) & (base["policy"] == policy)]
         n = new[(new["key"] == key) & (new["policy"] == policy)]
         for metric in metrics:
-            bs, ns = side(b[metric]), side(n[metric])
+            # a column an older report lacks (e.g. engine_ttft_mean_s) is an empty side, not an error
+            bs, ns = side(b.get(metric, _EMPTY)), side(n.get(metric, _EMPTY))
             rule, verdict, reason = judge(metric, bs, ns, rules)
             change = _relative(bs.mean, ns.mean) if not np.isnan(bs.mean + ns.mean) else math.nan
             rows.append(

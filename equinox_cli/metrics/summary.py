@@ -93,6 +93,7 @@ def summarize(
         **percentiles(requests["ttft_s"], "ttft_s"),
         **percentiles(requests["tpot_s"], "tpot_s"),
         **percentiles(requests["e2e_s"], "e2e_s"),
+        **_engine_ttft(requests),
         "jain_index": normalised_jain(clients["service"].to_numpy(), clients["demand"].to_numpy()),
         "jain_windowed_mean": windowed_jain(line),
         "service_diff_max": float(diff.max()),
@@ -104,6 +105,15 @@ def summarize(
     }
     clients = clients.merge(_client_latency(requests, cfg), on="client_id", how="left")
     return RunTables(requests, clients, steps, line, counters, summary)
+
+
+def _engine_ttft(requests: pd.DataFrame) -> dict[str, float]:
+    """Mean and p99 of the engine's own TTFT over finished requests (a managed vLLM server logs
+    it; NaN elsewhere): what the policy decided, without the client's or the API server's delays."""
+    if "engine_ttft_s" not in requests:
+        return {"engine_ttft_mean_s": float("nan"), "engine_ttft_p99_s": float("nan")}
+    stats = percentiles(requests.loc[requests["status"] == "finished", "engine_ttft_s"], "engine_ttft_s")
+    return {k: stats[k] for k in ("engine_ttft_mean_s", "engine_ttft_p99_s")}
 
 
 def _client_latency(requests: pd.DataFrame, cfg: MetricsConfig) -> pd.DataFrame:

@@ -76,3 +76,11 @@ def test_intervals_use_student_t() -> None:
     assert math.isnan(side(pd.Series([5.0])).ci95)
     low, high = worse_interval(side(pd.Series([1.0, 2.0, 3.0])), side(pd.Series([1.0, 2.0, 3.0])), "lower")
     assert low < 0 < high
+
+
+def test_a_metric_an_older_report_lacks_is_compared_as_missing_not_a_crash() -> None:
+    rules = Thresholds(max_regression={"engine_ttft_mean_s": 0.1})
+    base = _rows("vtc", ttft_mean_s=[1.0]).drop(columns=["engine_ttft_mean_s"])  # before the column
+    table = compare_runs(base, _rows("vtc", engine_ttft_mean_s=[0.5]), rules)
+    row = table[table["metric"] == "engine_ttft_mean_s"].iloc[0]
+    assert row["base_n"] == 0 and row["new_mean"] == 0.5

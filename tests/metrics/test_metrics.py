@@ -107,3 +107,18 @@ def test_latency_fairness_over_under_share_clients() -> None:
     assert latency_isolation(np.array([2.0, 4.0, 50.0]), demand, 100.0) == pytest.approx(0.375)
     assert latency_isolation(np.array([3.0, 3.0, 9.0]), demand, 100.0) == pytest.approx(1 / 3)
     assert latency_isolation(np.array([1.0, 1.0, 9.0]), demand, 100.0) == pytest.approx(1.0)
+
+
+def test_summary_has_the_engines_own_ttft_only_where_an_engine_logged_it() -> None:
+    from equinox_cli.metrics.summary import MetricsConfig, summarize
+
+    counters = pd.DataFrame(columns=["time_s", "client_id", "counter", "backlogged"])
+    simulated = summarize("vtc", _requests(), pd.DataFrame(), counters, MetricsConfig()).summary
+    assert np.isnan(simulated["engine_ttft_mean_s"]) and np.isnan(simulated["engine_ttft_p99_s"])
+    live = _requests().assign(engine_ttft_s=[0.2, 0.4])
+    timed_out = {"request_id": "c", "status": "timeout", "engine_ttft_s": 9.0}
+    live.loc[len(live)] = {**live.iloc[0].to_dict(), **timed_out}
+    summary = summarize("vtc", live, pd.DataFrame(), counters, MetricsConfig()).summary
+    assert summary["engine_ttft_mean_s"] == pytest.approx(0.3)  # the timed-out request is left out
+    assert summary["engine_ttft_p99_s"] == pytest.approx(0.398)
+    assert summary["ttft_mean_s"] == pytest.approx(1.0)  # the client's own is unchanged
