@@ -1,11 +1,17 @@
-"""A learned predictor guarded by a simple one: predict with whichever has been more accurate lately.
+"""A learned predictor guarded by a simple one: blend the two, weighted by recent accuracy.
 
 MoPE can be worse than VTC's moving average when traffic shifts away from what it was trained on
 (a new tenant mix, new prompts). Both predict every request; when a request finishes, each one's
-absolute error updates its exponential average (`ema`), and the next prediction comes from the one
-with the lower average (the primary until `warmup` requests have finished). Deterministic: the
-choice depends only on the finished requests seen so far. Latency and step forecasts come from
-the primary (the moving average has none).
+absolute error updates its exponential average (`ema`). Until `warmup` requests have finished the
+primary predicts alone; after that the prediction is the inverse-error weighted mean
+
+    w = e_fallback / (e_primary + e_fallback),   guess = w * primary + (1 - w) * fallback
+
+so the one that has been more accurate lately weighs more, and where the two err on different
+requests the blend beats both (chosen over switching to the better one and over keeping the
+errors per client on bench_ablation's tuning seeds 1 and 2; docs/equinox.md has the figures).
+Deterministic: the weight depends only on the finished requests seen so far. Latency and step
+forecasts come from the primary (the moving average has none).
 """
 
 from __future__ import annotations
@@ -30,8 +36,12 @@ class GuardedPredictor:
         self.finished = 0
         self._pending: dict[str, tuple[float, float]] = {}
 
-    def uses_primary(self) -> bool:
-        return self.finished < self._warmup or self.error[0] <= self.error[1]
+    def primary_weight(self) -> float:
+        """The primary's share of the blend (1.0 during warm-up, or while both are exact)."""
+        total = self.error[0] + self.error[1]
+        if self.finished < self._warmup or total <= 0.0:
+            return 1.0
+        return self.error[1] / total
 
     def prepare(self, request: Request) -> None:
         self.primary.prepare(request)
@@ -45,7 +55,8 @@ class GuardedPredictor:
         if len(self._pending) > 100_000:  # requests that never finished (aborted) must not pile up
             self._pending.clear()
         self._pending[request.request_id] = guesses
-        return guesses[0] if self.uses_primary() else guesses[1]
+        weight = self.primary_weight()
+        return weight * guesses[0] + (1.0 - weight) * guesses[1]
 
     def forecast(self, request: Request, load: EngineState) -> RequestForecast:
         latency = self.primary.forecast(request, load)
