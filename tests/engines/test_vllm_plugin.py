@@ -190,6 +190,10 @@ def test_log_rows_follow_the_collect_schema(
     assert len(step_rows) == steps
     assert sum(r["prefill_tokens"] for r in step_rows) == 5 * PROMPT
     assert sum(r["decode_seqs"] for r in step_rows) == sum(OUTPUT + i for i in range(5))
+    # each prompt fits one step: five prefilling sequences in all, each in a step that prefills
+    assert sum(r["prefill_seqs"] for r in step_rows) == 5
+    assert all((r["prefill_seqs"] > 0) == (r["prefill_tokens"] > 0) for r in step_rows)
+    assert all(0 <= r["prefill_context_tokens"] <= r["context_tokens"] for r in step_rows)
     assert {r["request_id"]: r["output_tokens"] for r in request_rows} == {
         f"r{i}": OUTPUT + i for i in range(5)
     }

@@ -246,10 +246,12 @@ class EquinoxScheduler(Scheduler):
 
     def _eq_log_step(self, step: _Step, end_s: float, util: float, generated: dict[str, int]) -> None:
         assert self._eq_log is not None
-        prefill = context = 0
+        prefill = context = prefill_seqs = prefill_context = 0
         for rid, n in step.scheduled.items():
             p, k = request_service(n, step.computed_before[rid], self._eq_prompt.get(rid, 0))
             prefill, context = prefill + p, context + k
+            if p > 0:  # the step's prefilling sequences, and the context their new tokens attend to
+                prefill_seqs, prefill_context = prefill_seqs + 1, prefill_context + k
         decode = sum(1 for g in generated.values() if g > 0)  # sequences that produced a token
         step_time = end_s - step.start_s
         self._eq_log.step(
@@ -259,6 +261,10 @@ class EquinoxScheduler(Scheduler):
                 "prefill_tokens": prefill,
                 "decode_seqs": decode,
                 "context_tokens": context,
+                # not report columns (the step model does not use them yet): kept in the raw log
+                # to find out what a real prefill step costs (README, "How close to a real engine")
+                "prefill_seqs": prefill_seqs,
+                "prefill_context_tokens": prefill_context,
                 "running": step.running,
                 "waiting": step.waiting,
                 "kv_used_blocks": step.kv_used_blocks,
