@@ -18,7 +18,7 @@ PREDICTOR_NAMES = ("moving-average", "oracle", "none")
 def predictor_from_spec(spec: str, truth: Mapping[str, int] | None, cache: dict[Path, Artifact]) -> Predictor:
     """A fresh predictor: moving-average, oracle (needs `truth`), none, PATH, mope:PATH, single:PATH
     or mope-only:PATH. PATH and mope:PATH are MoPE guarded by the moving average (guarded.py: the
-    one that predicted better lately predicts); mope-only:PATH is MoPE alone (for ablations).
+    two blended, weighted by their recent accuracy); mope-only:PATH is MoPE alone (for ablations).
 
     `cache` shares loaded artifacts between the predictors of one run."""
     if spec == "moving-average":
