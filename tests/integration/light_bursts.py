@@ -91,13 +91,34 @@ def recorded_engine_profile() -> Profile:
 
 def simulated_light_ttft_s(policy: str, seeds: int = 3) -> float:
     """The light tenant's mean TTFT the simulator predicts for `policy`, averaged over seeds."""
-    profile = recorded_engine_profile()
+    runs = [_simulated_light(policy, seed) for seed in range(seeds)]
+    return sum(float((r["first_token_s"] - r["arrival_s"]).mean()) for r in runs) / seeds
+
+
+def _simulated_light(policy: str, seed: int) -> pd.DataFrame:
+    """The light tenant's request rows in one seeded simulation of the scenario."""
     workload = Workload("light-bursts", tuple(items()))
-    means = []
-    for seed in range(seeds):
-        scheduler = make_policy(policy, {}, MovingAveragePredictor())
-        result = SimEngine(profile, seed=seed).run(workload, scheduler)
-        requests = pd.DataFrame(result.requests)
-        light = requests[requests["client_id"] == "light"]
-        means.append(float((light["first_token_s"] - light["arrival_s"]).mean()))
-    return sum(means) / len(means)
+    scheduler = make_policy(policy, {}, MovingAveragePredictor())
+    result = SimEngine(recorded_engine_profile(), seed=seed).run(workload, scheduler)
+    requests = pd.DataFrame(result.requests)
+    return requests[requests["client_id"] == "light"]
+
+
+def burst_index(request_ids: pd.Series) -> pd.Series:
+    """Which burst each light request (`light-<k>`) belongs to."""
+    return request_ids.str.split("-").str[1].astype(int) // len(BURST_PROMPTS)
+
+
+def burst_spans(light: pd.DataFrame, start: str, end: str) -> pd.Series:
+    """Each burst's span from its first `start` to its last `end`: how long the light tenant took to
+    be served a whole burst. Order within the tenant barely changes it (the burst is done when all
+    its tokens are), so it measures the tenant's share of the engine while it had work, unlike a
+    snapshot of service / demand, which Equinox's questions-first order lowers mid-burst."""
+    by_burst = light.groupby(burst_index(light["request_id"]))
+    return by_burst[end].max() - by_burst[start].min()
+
+
+def simulated_light_burst_span_s(policy: str, seeds: int = 3) -> float:
+    """The mean burst span (arrival to last finish) the simulator predicts for `policy`."""
+    runs = [_simulated_light(policy, seed) for seed in range(seeds)]
+    return sum(float(burst_spans(r, "arrival_s", "finish_s").mean()) for r in runs) / seeds

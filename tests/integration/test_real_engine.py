@@ -15,10 +15,13 @@ import os
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
 from equinox_cli import api
+from equinox_cli.engines.vllm.managed import read_rows
+from equinox_cli.engines.vllm.recorder import REQUESTS_FILE, STEPS_FILE
 from equinox_cli.workload.build import WorkloadSpec
 from tests.integration import light_bursts
 
@@ -79,6 +82,10 @@ def test_light_tenant_is_protected_by_vtc_and_equinox_not_fcfs(replayed: api.Rep
     print({"light_ttft_mean_s": ttft, "light_service_over_demand": share})
     assert ttft["vtc"] < 0.6 * ttft["fcfs"] and ttft["equinox"] < 0.6 * ttft["fcfs"]
     assert share["fcfs"] < min(share["vtc"], share["equinox"])
+    # a whole burst: FCFS 7,013 engine steps on average vs VTC's 131 and Equinox's 99 (2026-12-04)
+    span = {p: _burst_span_steps(replayed, p) for p in clients}
+    print({"light_burst_span_steps": span})
+    assert span["fcfs"] > 5 * max(span["vtc"], span["equinox"])
 
 
 def test_the_engine_log_fills_steps_and_engine_side_request_columns(replayed: api.ReplayOutcome) -> None:
@@ -109,8 +116,10 @@ def test_equinox_lowers_the_light_tenants_ttft_and_serves_its_questions_first_as
     light = {p: _light(replayed.runs[p].requests) for p in clients}
     steps = {p: float(r["engine_ttft_steps"].mean()) for p, r in light.items()}
     share = {p: float(c.loc["light", "service"] / c.loc["light", "demand"]) for p, c in clients.items()}
+    span = {p: _burst_span_steps(replayed, p) for p in clients}
     order = {p: _questions_minus_documents_s(r) for p, r in light.items()}
     forecast = {p: light_bursts.simulated_light_ttft_s(p) for p in ("vtc", "equinox")}
+    span_forecast = {p: light_bursts.simulated_light_burst_span_s(p) for p in ("vtc", "equinox")}
     print(
         {
             "light_engine_ttft_steps": steps,
@@ -119,20 +128,38 @@ def test_equinox_lowers_the_light_tenants_ttft_and_serves_its_questions_first_as
             "light_send_lag_max_s": {p: float(r["send_lag_s"].max()) for p, r in light.items()},
             "questions_minus_documents_s": order,
             "sim": forecast,
+            "light_burst_span_steps": span,
+            "sim_burst_span_s": span_forecast,
             "share": share,
         }
     )
     assert forecast["equinox"] < 0.8 * forecast["vtc"]  # 0.46x (0.110 vs 0.237 s), 2026-12-03
     # 0.59x (36.5 vs 61.8 steps; per burst 24-64 vs 55-70) with 11 bursts; 0.62-0.78x in four runs
-    # with 6 bursts (2026-12-03)
+    # with 6 bursts (2026-12-03); 0.63x (44.4 vs 70.8) on 2026-12-04
     assert steps["equinox"] < steps["vtc"]
     assert order["equinox"] < 0 < order["vtc"]
-    # The light tenant's share (service / demand up to the last arrival) is printed, not compared
-    # with VTC's: it is a snapshot at the last burst's arrival, so it counts that burst's demand but
-    # little of its service, and Equinox puts the burst's documents (most of its tokens) behind its
-    # questions. It measured 0.91 under both in the machine's fast phases, and 0.64 (Equinox) vs
-    # 0.80 (VTC) in a slow CI run (2026-12-03) where Equinox's light TTFT was 42 vs 164 engine
-    # steps. Between tenants, protection from the flood is asserted against FCFS above.
+    # The light tenant keeps its share: Equinox serves each whole burst at least about as fast as
+    # VTC (light_bursts.burst_spans; the questions-first order does not slow the burst's documents
+    # beyond that). Simulator 0.74x (0.324 vs 0.436 s); real engine 0.76x (99.4 vs 131.4 steps per
+    # burst; 77-129 vs 109-159), 2026-12-04. The snapshot share printed above (service / demand at
+    # the last arrival) is not asserted: it counts the last burst's demand but little of its
+    # service, and measured 0.64 (Equinox) vs 0.80 (VTC) in one slow CI run, 0.91 both otherwise.
+    assert span_forecast["equinox"] < span_forecast["vtc"]
+    assert span["equinox"] < 1.1 * span["vtc"]
+
+
+def _burst_span_steps(outcome: api.ReplayOutcome, policy: str) -> float:
+    """The light tenant's mean burst span (light_bursts.burst_spans) in engine steps: the steps that
+    began between a burst's first arrival at the engine and its last finish, from the server's log
+    (its own clock; steps factor out how fast the machine ran, as engine_ttft_steps does)."""
+    logs = outcome.out_dir.with_name(outcome.out_dir.name + ".server-logs") / policy
+    starts = np.sort([float(row["start_s"]) for row in read_rows(logs / STEPS_FILE)])
+    light = pd.DataFrame(read_rows(logs / REQUESTS_FILE))
+    light = light[light["client_id"] == "light"]
+    by_burst = light.groupby(light_bursts.burst_index(light["request_id"]))
+    first, last = by_burst["arrival_s"].min().to_numpy(), by_burst["finish_s"].max().to_numpy()
+    began = np.searchsorted(starts, last, side="right") - np.searchsorted(starts, first, side="left")
+    return float(began.mean())
 
 
 def _light(requests: pd.DataFrame) -> pd.DataFrame:
