@@ -66,7 +66,7 @@ POLICIES = ("equinox", "vtc", "fcfs")
 # (label: Equinox's -P pairs, the predictor spec); "{mope}" is the case's MoPE artifact (--mope)
 ABLATION = {
     "equinox": ({}, "moving-average"),
-    "with-latency": ({"latency_tokens": "128"}, "moving-average"),  # off by default (tuning split)
+    "no-latency": ({"latency_tokens": "0"}, "moving-average"),  # the latency term off
     "with-gpu-rfc": ({"alpha": "0.9"}, "moving-average"),  # the default has beta = 0 (tuning split)
     "fifo-within": ({"order": "fifo"}, "moving-average"),
     "no-predictions": ({}, "none"),  # a predictor that knows nothing (0 output tokens)
@@ -78,7 +78,7 @@ ABLATION = {
 # at work (its latency experts feed the latency term, its step experts the GPU-time counter)
 MOPE = {
     "mope": ({}, "mope:{mope}"),
-    "mope-all-targets": ({"latency_tokens": "128", "alpha": "0.9"}, "mope:{mope}"),
+    "mope-all-targets": ({"alpha": "0.9"}, "mope:{mope}"),
 }
 METRICS = ("svc_diff", "jain60", "lat_fair", "lat_iso", "ttft", "ttft_p99", "ttft_under", "tput", "goodput")
 METRICS += ("refused",)

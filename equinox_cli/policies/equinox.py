@@ -47,12 +47,12 @@ ORDERS = ("sjf", "fifo")
 class EquinoxParams:
     # defaults chosen on the tuning split (bench_fairness seeds 0-1, docs/equinox.md): any beta > 0
     # raised the token service difference past 1.1x VTC's on more workloads, so RFC is off by
-    # default (-P alpha=0.9 turns it on); latency_tokens=2048 ranked first on the tuning split but
-    # is not shown safe on the real engine (round 5), so it stays 0
+    # default (-P alpha=0.9 turns it on); latency_tokens=2048 ranked first on the tuning split
+    # (round 5) and, re-tested on the real engine (round 6), kept the light tenant's share and TTFT
     alpha: float = 1.0  # weight of the user counter; beta = 1 - alpha weighs the resource counter
     w_p: float = 1.0
     w_q: float = 2.0
-    latency_tokens: float = 0.0  # Λ: the most the latency term moves a client, in weighted tokens
+    latency_tokens: float = 2048.0  # Λ: the most the latency term moves a client, in weighted tokens
     latency_ema: float = 0.2  # weight of each new latency observation in b_c
     ttft_slo_s: float = DEFAULT_TTFT_SLO_S  # a run's --slo sets these unless -P does
     tpot_slo_s: float = DEFAULT_TPOT_SLO_S
