@@ -155,11 +155,11 @@ def _burst_span_steps(outcome: api.ReplayOutcome, policy: str) -> float:
     logs = outcome.out_dir.with_name(outcome.out_dir.name + ".server-logs") / policy
     starts = np.sort([float(row["start_s"]) for row in read_rows(logs / STEPS_FILE)])
     light = pd.DataFrame(read_rows(logs / REQUESTS_FILE))
-    light = light[light["client_id"] == "light"]
-    by_burst = light.groupby(light_bursts.burst_index(light["request_id"]))
-    first, last = by_burst["arrival_s"].min().to_numpy(), by_burst["finish_s"].max().to_numpy()
-    began = np.searchsorted(starts, last, side="right") - np.searchsorted(starts, first, side="left")
-    return float(began.mean())
+    light = light[light["client_id"] == "light"].assign(
+        arrival_step=lambda d: np.searchsorted(starts, d["arrival_s"], side="left"),
+        finish_step=lambda d: np.searchsorted(starts, d["finish_s"], side="right"),
+    )
+    return float(light_bursts.burst_spans(light, "arrival_step", "finish_step").mean())
 
 
 def _light(requests: pd.DataFrame) -> pd.DataFrame:
