@@ -76,8 +76,12 @@ class CounterPolicy:
         if reference is not None:
             self._raise_counter(client, reference)
 
+    def _choose_client(self, now_s: float) -> str | None:
+        """The backlogged client to serve next: the smallest counter (Equinox may look wider)."""
+        return self._heap.peek()
+
     def pick_next(self, now_s: float) -> Request | None:
-        client = self._heap.peek()
+        client = self._choose_client(now_s)
         if client is None:
             return None
         request = self._queues.pop(client)

@@ -41,6 +41,7 @@ from equinox_cli.policies.counter_base import CounterPolicy
 from equinox_cli.policies.gpu_time import GpuTimeModel, prior_from_predictor
 
 ORDERS = ("sjf", "fifo")
+SLACK_ORDERS = ("size", "slowdown")
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +59,10 @@ class EquinoxParams:
     tpot_slo_s: float = DEFAULT_TPOT_SLO_S
     order: str = "sjf"  # within a client: sjf (shortest predicted first, aged) | fifo
     aging_tokens_per_s: float = 50.0
+    # δ: admit the smallest aged request among the clients whose HF is within δ of the lowest
+    # (0: the lowest HF's client only); adds δ to the bound, like Λ
+    size_slack_tokens: float = 0.0
+    slack_order: str = "size"  # size: smallest aged rank | slowdown: longest wait / own prefill
     newcomer_first: bool = False  # lift to just below the next-served client's HF, not beside it
     ttft_target: str = "slo"  # slo: ttft_slo_s | alone: alone_slack × the request's own prefill
     alone_slack: float = 4.0
@@ -65,8 +70,8 @@ class EquinoxParams:
     def validate(self) -> str | None:
         if not 0.0 <= self.alpha <= 1.0:
             return f"alpha must be in [0, 1], got {self.alpha}"
-        if min(self.w_p, self.w_q, self.latency_tokens, self.aging_tokens_per_s) < 0:
-            return "w_p, w_q, latency_tokens and aging_tokens_per_s must be >= 0"
+        if min(self.w_p, self.w_q, self.latency_tokens, self.aging_tokens_per_s, self.size_slack_tokens) < 0:
+            return "w_p, w_q, latency_tokens, aging_tokens_per_s and size_slack_tokens must be >= 0"
         if min(self.ttft_slo_s, self.tpot_slo_s) <= 0:
             return "ttft_slo_s and tpot_slo_s must be > 0"
         if not 0.0 < self.latency_ema <= 1.0:
@@ -77,6 +82,8 @@ class EquinoxParams:
             return f"alone_slack must be >= 1, got {self.alone_slack}"
         if self.order not in ORDERS:
             return f"order must be one of {', '.join(ORDERS)}, got {self.order!r}"
+        if self.slack_order not in SLACK_ORDERS:
+            return f"slack_order must be one of {', '.join(SLACK_ORDERS)}, got {self.slack_order!r}"
         return None
 
 
@@ -163,6 +170,23 @@ class EquinoxPolicy(CounterPolicy):
             return 0.0
         size = p.w_p * request.prompt_tokens + p.w_q * self._predictor.predict_output_tokens(request)
         return size + p.aging_tokens_per_s * now_s
+
+    def _choose_client(self, now_s: float) -> str | None:
+        """With δ > 0, among the clients whose HF is within δ of the lowest, the one whose next
+        request ranks first (smallest aged predicted size) or has the largest slowdown so far
+        (wait / its own predicted prefill); ties go to the lower HF."""
+        slack = self.params.size_slack_tokens
+        if slack <= 0:
+            return self._heap.peek()
+        clients = self._heap.within(slack)
+        if self.params.slack_order == "size":
+            return min(clients, key=lambda c: self._queues.head(c)[0], default=None)
+
+        def slowdown(client: str) -> float:
+            request = self._queues.head(client)[1]
+            return (now_s - request.arrival_s) / self.gpu.prefill_s(request.prompt_tokens)
+
+        return max(clients, key=slowdown, default=None)
 
     def _raise_counter(self, client: str, reference: str) -> None:
         """VTC's lift on the HF *service* (HF without the latency term): the client keeps its own

@@ -66,6 +66,11 @@ class ClientQueues:
     def depth(self, client: str) -> int:
         return len(self._queues.get(client, ()))
 
+    def head(self, client: str) -> tuple[float, Request]:
+        """(rank, request) of the request the client would send next (its queue must not be empty)."""
+        rank, _, request = self._queues[client][0]
+        return rank, request
+
 
 class CounterHeap:
     """Min-heap over backlogged clients by a counter the owner keeps in `counters`."""
@@ -100,6 +105,27 @@ class CounterHeap:
                 continue
             return client
         return None
+
+    def within(self, slack: float) -> list[str]:
+        """The members whose counter is at most the smallest one + `slack`, smallest first."""
+        first = self.peek()
+        if first is None:
+            return []
+        limit = self._counters[first] + slack
+        heap, taken = self._heap, []
+        while heap:
+            key, version, client = heap[0]
+            if client not in self._members or version != self._version[client]:
+                heapq.heappop(heap)
+            elif key < self._counters[client]:
+                heapq.heapreplace(heap, (self._counters[client], version, client))
+            elif key > limit:
+                break
+            else:
+                taken.append(heapq.heappop(heap))
+        for entry in taken:
+            heapq.heappush(heap, entry)
+        return [client for _, _, client in taken]
 
     def min_counter(self) -> float | None:
         client = self.peek()

@@ -48,15 +48,27 @@ def test_without_latency_term_and_order_equinox_is_exactly_vtc() -> None:
     out_b=st.integers(20, 300),
     guess=st.sampled_from([1.0, 50.0, 2000.0]),
     latency_tokens=st.sampled_from([0.0, 300.0, 5000.0]),
+    slack=st.sampled_from([0.0, 700.0, 3000.0]),
+    slack_order=st.sampled_from(["size", "slowdown"]),
 )
 def test_service_difference_bound_holds_with_latency_term_and_mispredictions(
-    prompt_a: int, prompt_b: int, out_a: int, out_b: int, guess: float, latency_tokens: float
+    prompt_a: int,
+    prompt_b: int,
+    out_a: int,
+    out_b: int,
+    guess: float,
+    latency_tokens: float,
+    slack: float,
+    slack_order: str,
 ) -> None:
     """Two backlogged clients: the gap of their HF service (HF + α·Λ·b, i.e. without the latency
-    term) stays within VTC's 2·max(w_p·L_input, w_q·M) plus α·Λ, whatever the predictor says."""
+    term) stays within VTC's 2·max(w_p·L_input, w_q·M) plus α·Λ plus the window δ, whatever the
+    predictor says (with δ the smaller client's requests always rank first: unbounded, it would
+    starve the other)."""
     rows = [("a", i * 0.001, prompt_a, out_a) for i in range(150)]
     rows += [("b", i * 0.001, prompt_b, out_b) for i in range(150)]
     params = {"alpha": "1", "latency_tokens": str(latency_tokens), "ttft_slo_s": "0.05"}
+    params |= {"size_slack_tokens": str(slack), "slack_order": slack_order}
     policy = make_policy("equinox", params, ConstantPredictor(guess))
     hf, badness = policy.counters(), policy.latency_badness()  # type: ignore[attr-defined]
     # the engine samples what counters() returns: here the HF service, latency term added back
@@ -66,7 +78,7 @@ def test_service_difference_bound_holds_with_latency_term_and_mispredictions(
     counters = pd.DataFrame(result.counters)
     both = counters.groupby("time_s").filter(lambda g: g["backlogged"].sum() == 2)
     gaps = both.groupby("time_s")["counter"].agg(lambda s: s.max() - s.min())
-    bound = 2 * max(max(prompt_a, prompt_b), 2 * TIGHT.kv_capacity_tokens) + latency_tokens
+    bound = 2 * max(max(prompt_a, prompt_b), 2 * TIGHT.kv_capacity_tokens) + latency_tokens + slack
     assert len(gaps) > 5
     assert gaps.max() <= bound
 
@@ -200,6 +212,29 @@ def test_newcomer_first_puts_a_newly_backlogged_client_ahead_at_equal_service() 
     policy.on_arrival(make_request("b0", "b", 0.1, prompt=100), 0.1)
     assert policy.counters()["b"] == pytest.approx(100.0) and policy.counters()["b"] < 100.0
     assert policy.pick_next(0.1).client_id == "b"  # type: ignore[union-attr]
+
+
+def _two_clients(**params: str):  # type: ignore[no-untyped-def]
+    """Client a (HF 0) waits with a 1,000-token prompt since t = 0; client b, served once (HF 100),
+    waits with a 10-token prompt since t = 1."""
+    policy = make_policy("equinox", {"latency_tokens": "0", **params}, ConstantPredictor(0))
+    policy.on_arrival(make_request("b0", "b", 0.0, prompt=100), 0.0)
+    policy.pick_next(0.0)
+    policy.on_arrival(make_request("a0", "a", 0.0, prompt=1000), 0.0)  # lifted to b's 100 ...
+    policy._add("a", -100.0)  # ... and set back: a's HF 0, b's 100 (test set-up)
+    policy.on_arrival(make_request("b1", "b", 1.0, prompt=10), 1.0)
+    return policy
+
+
+def test_the_window_admits_the_better_ranked_request_of_a_client_within_delta() -> None:
+    first = lambda **p: _two_clients(**p).pick_next(2.0).client_id  # noqa: E731
+    assert first() == "a"  # δ = 0: the lowest HF, as VTC
+    assert first(size_slack_tokens="500") == "b"  # b's HF 100 is within 0 + 500; 10 + 50 < 1000
+    assert first(size_slack_tokens="50") == "a"  # b's HF is outside the window
+    # slowdown so far: a waited 2 s for a long prefill, b 1 s for a prefill ~100× shorter
+    assert first(size_slack_tokens="500", slack_order="slowdown") == "b"
+    assert first(size_slack_tokens="500", slack_order="slowdown", aging_tokens_per_s="5000") == "b"
+    assert first(size_slack_tokens="500", aging_tokens_per_s="5000") == "a"  # aged: 1000 < 10 + 5000
 
 
 class _Experts(OutputOnly):
