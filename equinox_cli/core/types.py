@@ -70,9 +70,9 @@ class EngineState(NamedTuple):
     kv_used_frac: float
 
 
-@dataclass(frozen=True, slots=True)
-class Progress:
-    """Service given in one engine step, per client (the policy charges its counters from it)."""
+class Progress(NamedTuple):
+    """Service given in one engine step, per client (the policy charges its counters from it; a
+    tuple: one is built per step, and a frozen dataclass took 1.5 µs of a 48 µs simulated step)."""
 
     now_s: float  # end of the step
     step_time_s: float

@@ -18,8 +18,9 @@ class CounterPolicy:
     name = "counter"
     lift = True
 
-    def __init__(self) -> None:
-        self._queues = ClientQueues()
+    def __init__(self, ranked: bool = False) -> None:
+        """`ranked`: `_rank` orders requests within a client (False: FIFO, every rank 0)."""
+        self._queues = ClientQueues(ranked)
         self._counter: dict[str, float] = {}
         self._weight: dict[str, float] = {}
         self._heap = CounterHeap(self._counter)

@@ -106,8 +106,8 @@ class EquinoxPolicy(CounterPolicy):
     name = "equinox"
 
     def __init__(self, params: EquinoxParams | None, predictor: Predictor) -> None:
-        super().__init__()
         self.params = params or EquinoxParams()
+        super().__init__(ranked=self.params.order == "sjf")
         self._predictor = predictor
         self.gpu = GpuTimeModel(prior=prior_from_predictor(predictor))
         self._load = EngineState(0, 0, 0.0)  # the engine's load at the last step (Progress.load)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import heapq
 import math
+from collections import deque
 
 from equinox_cli.core.types import Request
 
@@ -20,10 +21,13 @@ FRONT = -math.inf  # the rank of a requeued request: ahead of everything its cli
 
 
 class ClientQueues:
-    """One queue per client, ordered by (rank, push order)."""
+    """One queue per client, ordered by (rank, push order). Unranked (every rank 0, VTC's case),
+    each queue is a deque: the same order, without a heap's comparisons on deep backlogs."""
 
-    def __init__(self) -> None:
+    def __init__(self, ranked: bool = True) -> None:
+        self.ranked = ranked
         self._queues: dict[str, list[tuple[float, int, Request]]] = {}
+        self._fifos: dict[str, deque[Request]] = {}
         self._size = 0
         self._pushes = 0
         self._front = 0  # requeues count down so that the latest requeue is first (LIFO, like deque)
@@ -32,9 +36,19 @@ class ClientQueues:
         return self._size
 
     def backlogged(self, client: str) -> bool:
-        return bool(self._queues.get(client))
+        return bool(self._queues.get(client) if self.ranked else self._fifos.get(client))
 
     def push(self, request: Request, rank: float = 0.0, front: bool = False) -> None:
+        self._size += 1
+        if not self.ranked:
+            fifo = self._fifos.get(request.client_id)
+            if fifo is None:
+                fifo = self._fifos[request.client_id] = deque()
+            if front:
+                fifo.appendleft(request)
+            else:
+                fifo.append(request)
+            return
         queue = self._queues.setdefault(request.client_id, [])
         if front:
             self._front -= 1
@@ -43,14 +57,22 @@ class ClientQueues:
             self._pushes += 1
             entry = (rank, self._pushes, request)
         heapq.heappush(queue, entry)
-        self._size += 1
 
     def pop(self, client: str) -> Request:
         self._size -= 1
+        if not self.ranked:
+            return self._fifos[client].popleft()
         return heapq.heappop(self._queues[client])[2]
 
     def remove(self, request: Request) -> bool:
         """Drop a waiting request (O(client's depth): aborts are rare); False if it is not here."""
+        if not self.ranked:
+            fifo = self._fifos.get(request.client_id)
+            if not fifo or request not in fifo:
+                return False
+            fifo.remove(request)
+            self._size -= 1
+            return True
         queue = self._queues.get(request.client_id)
         if not queue:
             return False
@@ -64,10 +86,13 @@ class ClientQueues:
         return False
 
     def depth(self, client: str) -> int:
-        return len(self._queues.get(client, ()))
+        return len(self._queues.get(client, ()) if self.ranked else self._fifos.get(client, ()))
 
     def head(self, client: str) -> tuple[float, Request]:
-        """(rank, request) of the request the client would send next (its queue must not be empty)."""
+        """(rank, request) of the request the client would send next (its queue must not be
+        empty); unranked, the rank is 0."""
+        if not self.ranked:
+            return 0.0, self._fifos[client][0]
         rank, _, request = self._queues[client][0]
         return rank, request
 

@@ -28,3 +28,17 @@ def test_head_is_the_next_request_of_a_client_with_its_rank() -> None:
     assert queues.head("a")[0] == 3.0 and queues.head("a")[1].request_id == "early"
     queues.push(make_request("back", "a", 2.0), front=True)  # a requeue goes before any rank
     assert queues.head("a")[1].request_id == "back"
+
+
+def test_unranked_queues_give_the_same_order_as_ranked_ones_with_every_rank_zero() -> None:
+    def drain(ranked: bool) -> list[str]:
+        queues = ClientQueues(ranked)
+        for i in range(4):
+            queues.push(make_request(f"r{i}", "a", float(i)))
+        queues.push(make_request("q1", "a", 9.0), front=True)
+        queues.push(make_request("q2", "a", 9.0), front=True)  # the latest requeue goes first
+        assert queues.remove(make_request("r2", "a", 2.0)) and not queues.remove(make_request("x", "a"))
+        assert len(queues) == 5 and queues.depth("a") == 5 and queues.backlogged("a")
+        return [queues.pop("a").request_id for _ in range(5)]
+
+    assert drain(False) == drain(True) == ["q2", "q1", "r0", "r1", "r3"]

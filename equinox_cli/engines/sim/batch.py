@@ -14,7 +14,7 @@ import math
 from dataclasses import dataclass, field
 
 from equinox_cli.core.protocols import Policy
-from equinox_cli.core.types import Request, WorkloadItem
+from equinox_cli.core.types import ClientStepService, Request, WorkloadItem
 from equinox_cli.engines.sim.kv import KVLedger
 
 
@@ -182,13 +182,17 @@ class Batch:
         self.dec_by_client[client] -= 1
         self.ctx_by_client[client] -= kv
 
-    def advance_decodes(self) -> None:
-        """Every decoder's context grew by the token it just generated."""
+    def decode_service(self) -> dict[str, ClientStepService]:
+        """This step's decode service per client (tokens, and the context they attended over),
+        and every decoder's context grows by the token it generates (one pass over the clients)."""
         self.ctx_total += self.n_decode
-        ctx = self.ctx_by_client
+        ctx, by_client, make = self.ctx_by_client, {}, tuple.__new__
         for c, d in self.dec_by_client.items():
             if d:
-                ctx[c] += d
+                k = ctx[c]
+                by_client[c] = make(ClientStepService, (0, d, k))
+                ctx[c] = k + d
+        return by_client
 
     def finish_due(self) -> list[Seq]:
         """End the current decode tick: the requests whose last token it produced leave the batch."""

@@ -36,6 +36,9 @@ from equinox_cli.engines.sim.options import apply_engine_args
 from equinox_cli.engines.sim.profiles import Profile
 from equinox_cli.engines.sim.records import COUNTER_COLUMNS, REQUEST_COLUMNS, STEP_COLUMNS, Records
 
+# tuple.__new__ builds a NamedTuple without its Python-level __new__ (several per step)
+_make = tuple.__new__
+
 __all__ = ["COUNTER_COLUMNS", "REQUEST_COLUMNS", "STEP_COLUMNS", "SimEngine", "apply_engine_args"]
 
 
@@ -144,13 +147,16 @@ class _Run:
     def _one_step(self) -> None:
         batch = self.batch
         plan = self.rule.plan(batch, self.now)
-        prefill = sum(n for _, n in plan.chunks)
-        n_dec, decoders_ctx = (batch.n_decode, batch.ctx_total) if plan.decode else (0, 0)
+        chunks = plan.chunks
+        n_dec, context = (batch.n_decode, batch.ctx_total) if plan.decode else (0, 0)
+        prefill = 0
+        for seq, n in chunks:  # a loop, not two generator sums: most steps have 0 or 1 chunk
+            prefill += n
+            # attention reads every cached token: decoders' contexts, earlier chunks and cache
+            # hits (the real engine's recorder counts the same: tokens computed before the step)
+            context += seq.prefilled
         if prefill == 0 and n_dec == 0:
             raise RuntimeError("simulator stalled: nothing schedulable")  # a bug, never input
-        # attention reads every cached token: decoders' contexts, earlier chunks and cache hits
-        # (the real engine's recorder counts the same: tokens computed before the step)
-        context = decoders_ctx + sum(seq.prefilled for seq, _ in plan.chunks)
         dt = self.p.step_time_s(prefill, n_dec, context)
         if self.residuals.size:
             dt *= float(self.residuals[self.rng.integers(self.residuals.size)])
@@ -158,32 +164,30 @@ class _Run:
         start = self.now
         self.now += dt
         kv, running, waiting = batch.kv, len(batch.running), batch.waiting()
-        load = EngineState(running, waiting, kv.used / kv.total)
-        self._progress(plan.chunks, dt, util, plan.decode, load)
-        row = (self.step, start, dt, prefill, n_dec, context, running, waiting)
-        self.out.step((*row, kv.used, kv.total, util, plan.preempted))
-        if plan.decode:
-            batch.advance_decodes()
-        self._complete_prefills(plan.chunks, batch.tick + plan.decode)
+        used = kv.total - kv.free
+        load = _make(EngineState, (running, waiting, used / kv.total))
+        self._progress(chunks, dt, util, plan.decode, load)
+        step = self.step
+        self.out.step_rows.append(
+            (step, start, dt, prefill, n_dec, context, running, waiting, used, kv.total, util, plan.preempted)
+        )
+        self._complete_prefills(chunks, batch.tick + plan.decode)
         if plan.decode:
             for seq in batch.finish_due():
                 self._leave(seq, "finished", self.now)
-        self.step += 1
-        self.out.sample_counters(self.policy, self.now, self.sample_s)
+        self.step = step + 1
+        if self.now >= self.out.next_sample_s:
+            self.out.sample_counters(self.policy, self.now, self.sample_s)
 
     def _progress(
         self, chunks: list[tuple[Seq, int]], dt: float, util: float, decode: bool, load: EngineState
     ) -> None:
-        batch, by_client = self.batch, {}
-        if decode:
-            # tuple.__new__: the NamedTuple without its Python-level __new__ (one per client per step)
-            ctx, make, decoding = batch.ctx_by_client, tuple.__new__, batch.dec_by_client
-            by_client = {c: make(ClientStepService, (0, d, ctx[c])) for c, d in decoding.items() if d}
+        by_client = self.batch.decode_service() if decode else {}
         for seq, n in chunks:
             c = seq.request.client_id
             p, d, k = by_client.get(c, (0, 0, 0))
-            by_client[c] = ClientStepService(p + n, d, k)
-        self.policy.on_progress(Progress(self.now, dt, util, by_client, load))
+            by_client[c] = _make(ClientStepService, (p + n, d, k))
+        self.policy.on_progress(_make(Progress, (self.now, dt, util, by_client, load)))
 
     def _complete_prefills(self, chunks: list[tuple[Seq, int]], next_tick: int) -> None:
         batch = self.batch
