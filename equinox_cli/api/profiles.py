@@ -38,8 +38,8 @@ def calibrated_profile(artifact: Path) -> Profile:
 
 def profile_from_steps(steps: pd.DataFrame, engine: Mapping[str, float], name: str, sources: str) -> Profile:
     """A profile of a real engine: its configuration (`engine`: block_size, max_num_seqs,
-    max_num_batched_tokens, api_overhead_s; the KV pool from the step rows) and its step-time
-    model and scatter fitted on its step rows."""
+    max_num_batched_tokens, long_prefill_tokens, api_overhead_s; the KV pool from the step
+    rows) and its step-time model and scatter fitted on its step rows."""
     base = engine_base({**engine, "kv_total_blocks": int(steps["kv_total_blocks"].max())})
     fit = fit_step_time(steps)
     return profile_from_fit(base, fit.to_dict(), fit.residual_ratios, name, sources)  # type: ignore[arg-type]
@@ -55,6 +55,7 @@ def engine_base(engine: Mapping[str, float | int | bool]) -> Profile:
         block_size=block,
         max_num_seqs=int(engine["max_num_seqs"]),
         max_num_batched_tokens=int(engine["max_num_batched_tokens"]),
+        long_prefill_tokens=int(engine.get("long_prefill_tokens", 0)),  # older logs: vLLM's default
         api_overhead_s=float(engine.get("api_overhead_s", 0.0)),
     )
 

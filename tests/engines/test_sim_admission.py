@@ -173,3 +173,27 @@ def test_each_step_tells_the_policy_the_engines_load() -> None:
     assert loads["waiting"].tolist() == steps["waiting"].tolist()
     used = steps["kv_used_blocks"] / steps["kv_total_blocks"]
     assert np.allclose(loads["kv_used_frac"], used) and used.max() > 0.5
+
+
+def test_vllm_long_prefill_threshold_lets_a_short_prompt_past_a_long_one() -> None:
+    """Budget 1,000 tokens a step, chunked. A 3,000-token prompt arrives first, a 50-token one
+    just after. Without a threshold the long prompt takes every step's budget and the short one
+    waits three steps for its first token; with 200 the long one computes 200 a step and the short
+    one is prefilled in its first step, as vLLM's long_prefill_token_threshold does. Alone, a
+    request is never capped (vLLM: nobody to starve)."""
+    rows = [("a", 0.0, 3000, 5), ("b", 0.001, 50, 5)]
+    chunked = dict(chunked_prefill=True, max_num_batched_tokens=1000)
+
+    def first_token_step(requests: pd.DataFrame, steps: pd.DataFrame, rid: str) -> int:
+        ends = (steps["start_s"] + steps["step_time_s"]).to_numpy()
+        return int(np.argmin(np.abs(ends - requests.loc[rid, "first_token_s"])))
+
+    plain, plain_steps = _run(rows, "vllm", 10_000, **chunked)
+    capped, capped_steps = _run(rows, "vllm", 10_000, long_prefill_tokens=200, **chunked)
+    assert first_token_step(plain, plain_steps, "r1") >= 2
+    assert first_token_step(capped, capped_steps, "r1") <= first_token_step(capped, capped_steps, "r0") - 5
+    # a alone at t = 0: 1,000; with b: 200 + 50, then 200 a step while b decodes its 4 more
+    # tokens; b gone, a alone again takes the rest (3,000 = 1,000 + 1,000 + 1,000)
+    assert capped_steps["prefill_tokens"].tolist()[:7] == [1000, 250, 200, 200, 200, 200, 1000]
+    _, alone_steps = _run(rows[:1], "vllm", 10_000, long_prefill_tokens=200, **chunked)
+    assert alone_steps["prefill_tokens"].iloc[0] == 1000  # alone: the whole budget

@@ -14,6 +14,7 @@ ENGINE_KEYS = (
     "max_num_seqs",
     "max_num_batched_tokens",
     "chunked_prefill",
+    "long_prefill_tokens",
     "admission",
     "admit_every_steps",
     "prefill_cap_tokens",

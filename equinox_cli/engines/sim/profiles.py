@@ -40,6 +40,10 @@ class Profile:
     max_num_seqs: int = 256
     max_num_batched_tokens: int = 8192
     chunked_prefill: bool = True
+    # vLLM's long_prefill_token_threshold (vllm admission, chunked prefill): while more than one
+    # request is running or waiting, no request computes more prompt tokens than this in a step,
+    # so that a long prompt does not take the whole token budget from short ones (0: off, vLLM's default)
+    long_prefill_tokens: int = 0
     admission: str = "vllm"  # one of ADMISSION_RULES
     admit_every_steps: int = 10  # slora: decode steps before admission is retried; reserve-max: cadence
     prefill_cap_tokens: int = 3072  # slora and reserve-max: new prompt tokens per admission round

@@ -3,10 +3,12 @@
 Each step: every running decoder needs a slot for its next token, and while blocks run out the most
 recently admitted request is preempted (recompute: prompt and generated tokens are prefilled again
 later). Partial prefills continue (chunked prefill, within `max_num_batched_tokens` less one token
-per decoder), then waiting requests are admitted in the policy's order while `max_num_seqs`, the
-token budget and free KV blocks allow; the first request that does not fit stops admission and
-stays first, still charged, until it fits (the plug-in's queue keeps its head the same way). A
-request's prompt blocks are allocated as its chunks are computed, never its future output.
+per decoder, and each within `long_prefill_tokens` when set and more than one request is running or
+waiting: vLLM's long_prefill_token_threshold), then waiting requests are admitted in the policy's
+order while `max_num_seqs`, the token budget and free KV blocks allow; the first request that does
+not fit stops admission and stays first, still charged, until it fits (the plug-in's queue keeps
+its head the same way). A request's prompt blocks are allocated as its chunks are computed, never
+its future output.
 
 With `kv_gate` (an engine feature any policy can run with) a request is admitted only while the
 running batch's predicted peak KV need over time fits the cache (core/kv_budget.py, `gate_rule`);
@@ -40,18 +42,21 @@ class VllmAdmission:
         return self.p.chunked_prefill or request.prompt_tokens <= self.p.max_num_batched_tokens
 
     def plan(self, batch: Batch, now_s: float) -> StepPlan:
+        # vLLM counts the requests at the start of the step; alone, a request is never capped
+        long = self.p.long_prefill_tokens if self.p.chunked_prefill else 0
+        cap = long if long and len(batch.running) + batch.waiting() > 1 else self.p.max_num_batched_tokens
         preempted = batch.grow_decodes(now_s)
         budget = self.p.max_num_batched_tokens - batch.n_decode
         chunks: list[tuple[Seq, int]] = []
-        budget = self._continue_prefills(batch, chunks, budget)
-        self._admit(batch, chunks, budget, now_s)
+        budget = self._continue_prefills(batch, chunks, budget, cap)
+        self._admit(batch, chunks, budget, now_s, cap)
         return StepPlan(chunks, decode=True, preempted=preempted)
 
-    def _continue_prefills(self, batch: Batch, chunks: list[tuple[Seq, int]], budget: int) -> int:
+    def _continue_prefills(self, batch: Batch, chunks: list[tuple[Seq, int]], budget: int, cap: int) -> int:
         for seq in batch.prefilling.values():
             if budget <= 0:
                 break
-            chunk = self._fit_chunk(batch, seq, min(seq.target - seq.prefilled, budget))
+            chunk = self._fit_chunk(batch, seq, min(seq.target - seq.prefilled, budget, cap))
             if chunk:
                 chunks.append((seq, chunk))
                 budget -= chunk
@@ -67,9 +72,12 @@ class VllmAdmission:
             chunk = (have + batch.kv.free) * batch.block - seq.prefilled
         return 0
 
-    def _admit(self, batch: Batch, chunks: list[tuple[Seq, int]], budget: int, now_s: float) -> None:
+    def _admit(
+        self, batch: Batch, chunks: list[tuple[Seq, int]], budget: int, now_s: float, cap: int
+    ) -> None:
         """Admit in the policy's order; a pick that does not fit stays the held head, charged,
-        and is tried first next step (what the plug-in's queue does in the real engine)."""
+        and is tried first next step (what the plug-in's queue does in the real engine). `cap`:
+        the most prompt tokens one request computes this step."""
         p = self.p
         while (batch.head or len(batch.policy)) and len(batch.running) < p.max_num_seqs and budget > 0:
             seq = batch.head or pick(batch, now_s)
@@ -81,7 +89,7 @@ class VllmAdmission:
             if promise and batch.running and not self._gate_admits(batch, seq, promise):
                 batch.head = seq
                 break
-            chunk = self._admission_chunk(batch, seq, budget, bool(chunks))
+            chunk = self._admission_chunk(batch, seq, min(budget, cap), bool(chunks))
             if chunk == 0:
                 batch.head = seq
                 break
