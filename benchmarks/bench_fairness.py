@@ -263,6 +263,8 @@ def figures(tables: object, solo: dict[str, float], window_s: float) -> dict[str
         "ttft": float(summary["ttft_mean_s"]),
         "ttft_p99": float(summary["ttft_p99_s"]),
         "ttft_under": float(clients.loc[under, "ttft_mean_s"].mean()) if under.any() else math.nan,
+        # each under-share tenant's TTFT slowdown (--tenants prints them): what lat_fair is made of
+        "slowdowns": {str(c): float(x) for c, x, u in zip(clients.index, slowdown, under, strict=True) if u},
         "tput": float(summary["output_tokens_per_s"]),
         "goodput": float(summary["goodput_requests_per_s"]),
         # share of requests the engine could never run (aborted) or the policy rejected: an engine
@@ -336,6 +338,9 @@ def main() -> None:
     parser.add_argument(
         "--calibrate", action="store_true", help="print each case's scale for FCFS TTFT ~15 s (seed 0)"
     )
+    parser.add_argument(
+        "--tenants", action="store_true", help="also print each under-share tenant's slowdown per seed"
+    )
     args = parser.parse_args()
     seeds = range(args.first_seed, args.first_seed + (2 if args.quick else args.seeds))
     profiles = ["a100-llama2-7b"] if args.quick else args.profiles.split(",")
@@ -385,7 +390,20 @@ def main() -> None:
             + "; ".join(f"{v.label} -E {v.engine}" for v in runs)
         )
     report(pd.DataFrame(cells), engine_args, labels, args.system)
+    if args.tenants:
+        tenants(pd.DataFrame(cells))
     summary(pd.DataFrame(cells), labels)
+
+
+def tenants(cells: pd.DataFrame) -> None:
+    """Per cell and policy: latency fairness and the under-share tenants' TTFT slowdowns (shared
+    mean TTFT / alone), so that a change of lat_fair can be traced to the tenants that moved it."""
+    print("\nunder-share tenants' TTFT slowdown (shared / alone), per seed")
+    for (profile, workload, seed), group in cells.groupby(["profile", "workload", "seed"], sort=False):
+        print(f"{profile} / {workload} seed {seed}")
+        for row in group.itertuples():
+            shown = "  ".join(f"{c} {x:.1f}" for c, x in sorted(row.slowdowns.items()))
+            print(f"  {row.policy:<12} lat_fair {row.lat_fair:6.3f}  {shown or '(none)'}")
 
 
 def run_cell(job: tuple) -> list[dict[str, object]]:
@@ -404,7 +422,7 @@ def run_cell(job: tuple) -> list[dict[str, object]]:
             engine.setdefault("prefill_cap_tokens", str(profile.max_num_batched_tokens))
         own = apply_engine_args(profile, engine) if engine else profile
         if "{mope}" in variant.predictor and not (mope and fairness_mope.trained(mope)):
-            fig = dict.fromkeys(METRICS, math.nan)  # no MoPE for this case (--train-mope says why)
+            fig = {**dict.fromkeys(METRICS, math.nan), "slowdowns": {}}  # no MoPE here (--train-mope says why)
         else:
             fig = figures(run_policy(workload, variant, own, mope), solo, window_s)
         cells.append(
