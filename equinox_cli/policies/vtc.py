@@ -39,9 +39,9 @@ class VTCPolicy(CounterPolicy):
     def on_progress(self, progress: Progress) -> None:
         w_q = self.params.w_q
         counter, weight = self._counter, self._weight
-        for client, service in progress.by_client.items():
-            if service.decode_tokens:
-                counter[client] += w_q * service.decode_tokens / weight[client]
+        for client, (_, decode_tokens, _) in progress.by_client.items():
+            if decode_tokens:
+                counter[client] += w_q * decode_tokens / weight[client]
 
 
 class LCFPolicy(VTCPolicy):

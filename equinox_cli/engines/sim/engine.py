@@ -97,6 +97,8 @@ class _Run:
         self.residuals = np.asarray(profile.step_residuals if profile.step_noise else (), dtype=float)
         self.rng = np.random.default_rng(seed)
         self.items = workload.items
+        # when each request reaches the engine (checked every step, so computed once)
+        self.at_engine_s = [it.request.arrival_s + profile.api_overhead_s for it in workload.items]
         self.observer = observer
         self.sample_s = counter_sample_s
         self.out = Records()
@@ -115,9 +117,7 @@ class _Run:
             if not self.batch.running and self.batch.waiting() == 0:
                 if self.next_arrival >= total:
                     break  # nothing left (defensive: every request has been accounted for)
-                self.now = max(
-                    self.now, self.items[self.next_arrival].request.arrival_s + self.p.api_overhead_s
-                )
+                self.now = max(self.now, self.at_engine_s[self.next_arrival])
                 continue
             self._one_step()
         if self.observer:
@@ -125,7 +125,8 @@ class _Run:
 
     def _arrivals(self) -> None:
         items, now, batch, lag = self.items, self.now, self.batch, self.p.api_overhead_s
-        while self.next_arrival < len(items) and items[self.next_arrival].request.arrival_s + lag <= now:
+        at_engine = self.at_engine_s
+        while self.next_arrival < len(items) and at_engine[self.next_arrival] <= now:
             item = items[self.next_arrival]
             self.next_arrival += 1
             request = item.request
