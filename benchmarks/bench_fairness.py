@@ -422,7 +422,8 @@ def run_cell(job: tuple) -> list[dict[str, object]]:
             engine.setdefault("prefill_cap_tokens", str(profile.max_num_batched_tokens))
         own = apply_engine_args(profile, engine) if engine else profile
         if "{mope}" in variant.predictor and not (mope and fairness_mope.trained(mope)):
-            fig = {**dict.fromkeys(METRICS, math.nan), "slowdowns": {}}  # no MoPE here (--train-mope says why)
+            # no MoPE for this case (--train-mope says why)
+            fig = {**dict.fromkeys(METRICS, math.nan), "slowdowns": {}}
         else:
             fig = figures(run_policy(workload, variant, own, mope), solo, window_s)
         cells.append(
