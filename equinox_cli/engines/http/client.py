@@ -38,6 +38,7 @@ from equinox_cli.engines.http.stream import StreamError, parse_line
 # seed of its id: distinct prompts, so the server's prefix cache does not turn prefill into hits,
 # and the same ids on every replay. The range fits any vocabulary (the tiny model has 512 ids).
 PROMPT_TOKEN_RANGE = (10, 500)
+CLIENT_KEEPALIVE_S = 2.0  # below the server's keep-alive (vLLM: VLLM_HTTP_TIMEOUT_KEEP_ALIVE, 5 s)
 MAX_LINE_BYTES = 1 << 20  # a stream line longer than this is a broken server, not a token
 # --api: which endpoint, and whether the server is vLLM (forced lengths, token ids, the scheduler's
 # arguments in vllm_xargs) or any OpenAI-compatible one (gateways, SGLang, TGI: text prompts, no
@@ -271,7 +272,12 @@ class _Replay:
     async def run(self) -> list[Outcome]:
         config = self.config
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=config.connect_timeout_s)
-        connector = aiohttp.TCPConnector(limit=config.max_concurrency, force_close=False)
+        # idle pooled connections are dropped before the server's own keep-alive (vLLM's API
+        # server: 5 s) closes them: reusing one the server is closing lost requests as "Server
+        # disconnected" in a CI run whose light tenant paused between bursts
+        connector = aiohttp.TCPConnector(
+            limit=config.max_concurrency, force_close=False, keepalive_timeout=CLIENT_KEEPALIVE_S
+        )
         async with aiohttp.ClientSession(timeout=timeout, connector=connector) as session:
             self.t0 = time.perf_counter() + config.start_lead_s
             if self.on_start:
