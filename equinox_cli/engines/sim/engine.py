@@ -124,14 +124,12 @@ class _Run:
             self.observer.on_end(self.policy.name)
 
     def _arrivals(self) -> None:
-        items, now, batch, lag = self.items, self.now, self.batch, self.p.api_overhead_s
-        at_engine = self.at_engine_s
+        items, now, batch, at_engine = self.items, self.now, self.batch, self.at_engine_s
         while self.next_arrival < len(items) and at_engine[self.next_arrival] <= now:
-            item = items[self.next_arrival]
+            item, at_engine_s = items[self.next_arrival], at_engine[self.next_arrival]
             self.next_arrival += 1
             request = item.request
             seq = Seq(item, request, request.prompt_tokens)
-            at_engine_s = request.arrival_s + lag
             if not self.rule.fits_ever(request):
                 self._leave(seq, "aborted", at_engine_s)
                 continue

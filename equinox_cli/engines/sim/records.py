@@ -45,9 +45,6 @@ class Records:
             )
         )
 
-    def step(self, values: tuple[object, ...]) -> None:
-        self.step_rows.append(values)
-
     @property
     def requests(self) -> dict[str, list[object]]:
         return _columns(REQUEST_COLUMNS, self.request_rows)
