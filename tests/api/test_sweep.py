@@ -17,7 +17,7 @@ GRID = """
 workloads = ["overload"]
 policies = ["vtc", "fcfs", "equinox"]
 seeds = [1, 2]
-time_scales = [0.5, 1.0]
+time_scales = [0.25, 1.0]
 profile = "a10g-llama2-7b"
 duration_s = 20
 [params]
@@ -63,7 +63,7 @@ def test_parallel_equals_serial_and_rerun_skips(tmp_path: Path) -> None:
     again = api.sweep(api.SweepConfig(config, tmp_path / "a", jobs=2))
     assert (again.ran, again.skipped) == (0, 16)
     # the half-load cells never queue: said once per setting, not for the loaded ones
-    assert len(serial.warnings) == 2 and all("time_scale=0.5" in w for w in serial.warnings)
+    assert len(serial.warnings) == 2 and all("time_scale=0.25" in w for w in serial.warnings)
 
 
 def test_a_cell_is_the_replay_of_its_settings(tmp_path: Path) -> None:
@@ -163,7 +163,7 @@ def test_ray_runs_each_cell_as_a_task(tmp_path: Path, monkeypatch: pytest.Monkey
             GRID.replace('["overload"]', '["overload", "nowhere.jsonl"]'),
             "nowhere.jsonl: no such file, folder or suite",
         ),
-        (GRID.replace("time_scales = [0.5, 1.0]", "time_scales = [0.0]"), "--time-scale 0: must be in (0,"),
+        (GRID.replace("time_scales = [0.25, 1.0]", "time_scales = [0.0]"), "--time-scale 0: must be in (0,"),
         ('tenants = "bogus:3"\n' + GRID, "bogus"),
     ],
 )
@@ -179,7 +179,7 @@ def test_bad_experiment_is_one_line_naming_file_and_key(
 
 def test_resume_refuses_another_experiment(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     small = GRID.replace("seeds = [1, 2]", "seeds = [1]").replace(
-        "time_scales = [0.5, 1.0]", "time_scales = [0.5]"
+        "time_scales = [0.25, 1.0]", "time_scales = [0.25]"
     )
     api.sweep(api.SweepConfig(_file(tmp_path, small), tmp_path / "out", jobs=1))
     code, err = _run(
@@ -192,7 +192,7 @@ def test_replay_config_runs_the_file_and_refuses_grids(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     one = GRID.replace("seeds = [1, 2]", "seeds = 2").replace(
-        "time_scales = [0.5, 1.0]", "time_scales = [1.0]"
+        "time_scales = [0.25, 1.0]", "time_scales = [1.0]"
     )
     one = one.replace("[0.5, 1.0]", "[0.5]")
     code, err = _run(
@@ -211,7 +211,7 @@ def test_replay_config_runs_the_file_and_refuses_grids(
 
 def test_yaml_experiment_equals_toml(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     yaml_text = (
-        "workloads: [overload]\npolicies: [vtc, fcfs, equinox]\nseeds: [1, 2]\ntime_scales: [0.5, 1.0]\n"
+        "workloads: [overload]\npolicies: [vtc, fcfs, equinox]\nseeds: [1, 2]\ntime_scales: [0.25, 1.0]\n"
         "profile: a10g-llama2-7b\nduration_s: 20\nparams:\n  equinox.alpha: [0.5, 1.0]\n"
     )
     from_yaml = api.load_experiment(_file(tmp_path, yaml_text, "e.yaml"))

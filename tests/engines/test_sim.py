@@ -74,15 +74,17 @@ def test_deterministic_under_seed() -> None:
 
 def test_overload_reproduces_vtc_paper_shape() -> None:
     """VTC paper, A10G: VTC ≈ 677/675 tokens/s per client; FCFS ≈ 438/876 (1:2). The profile's
-    step time comes from the datasheet, not from this suite: the shape must match, and the total
-    (measured 1,613 on 2026-12-03, +19 %) must stay within a quarter of the published 1,352."""
+    one fitted constant (A10G_EFFICIENCY) was fitted on VTC's total here, so the total must stay
+    within 3 % of the published 1,352 (the datasheet alone gave 1,613, +19 %); FCFS's split and
+    total were not fitted (published 1,314)."""
     workload, _ = build_workload(WorkloadSpec(source="overload"))
     end = workload.duration_s
     fcfs = _service_rates(_run(workload, "fcfs", get_profile("a10g-llama2-7b"))[0], end)
     vtc = _service_rates(_run(workload, "vtc", get_profile("a10g-llama2-7b"))[0], end)
     assert fcfs["c1"] / fcfs["c0"] == pytest.approx(2.0, rel=0.1)
     assert vtc["c1"] / vtc["c0"] == pytest.approx(1.0, abs=0.05)
-    assert 0.8 * 1352 <= vtc["c0"] + vtc["c1"] <= 1.25 * 1352
+    assert vtc["c0"] + vtc["c1"] == pytest.approx(1352, rel=0.03)
+    assert fcfs["c0"] + fcfs["c1"] == pytest.approx(1314, rel=0.1)
 
 
 def test_weighted_vtc_gives_service_in_weight_ratio() -> None:
