@@ -1,7 +1,7 @@
 """The `a10g-llama2-7b` profile against VTC's published S-LoRA runs (Sheng et al., OSDI'24 artifact).
 
   python benchmarks/bench_slora_published.py fit          # the efficiency that matches the overload suite
-  python benchmarks/bench_slora_published.py check DIR    # predict the published real-trace runs
+  python benchmarks/bench_slora_published.py check FILE... # predict published runs, e.g. the real trace
 
 `fit` bisects one constant, the fraction of the A10G datasheet's bandwidth and compute that the
 engine achieves (every step-time coefficient is the datasheet's divided by it), until VTC's total
@@ -9,13 +9,14 @@ service on the `overload` suite equals the published 677 + 675 = 1,352 weighted 
 paper, A10G, Llama-2-7B; the same figure `tests/engines/test_sim.py` holds). That suite is then
 no longer an independent check; the real trace below is.
 
-`check DIR` needs the artifact's per-request results, which this project does not ship or download:
-from github.com/Ying1123/VTC-artifact, `fair_bench/{VTC,FCFS,LCF}/all_results_real.jsonl` (1,500
+`check FILE...` needs the artifact's per-request results, which this project does not ship or
+download: clone github.com/Ying1123/VTC-artifact and pass its `fair_bench/POLICY/all_results_*.jsonl`
+files (POLICY = VTC, FCFS or LCF, read from the folder name), e.g. `all_results_real.jsonl`: 1,500
 requests of a Chatbot-Arena-derived trace, 2.5 req/s for 600 s, 27 adapters as tenants, lengths
-forced), saved as DIR/VTC.jsonl, DIR/FCFS.jsonl, DIR/LCF.jsonl (any subset). It replays the
-trace (tenant = adapter, `max_tokens` = the forced output length, as S-LoRA's client sent) on the
-profile with S-LoRA's admission under the same policy and prints published vs simulated
-throughput, mean E2E latency (the artifact's `avg_latency`), and mean and median TTFT.
+forced. Each file's requests are replayed as published (arrival, tenant = adapter, prompt, output,
+`max_tokens` = the forced output length, as S-LoRA's client sent) on the profile with S-LoRA's
+admission under that policy; it prints published vs simulated throughput, mean E2E latency (the
+artifact's `avg_latency`), and mean and median TTFT when every row has its first-token latency.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from equinox_cli.predict.baselines import MovingAveragePredictor
 from equinox_cli.workload.build import WorkloadSpec, build_workload
 
 PUBLISHED_OVERLOAD_VTC = 677 + 675  # weighted tokens/s, both clients (w_p = 1, w_q = 2)
-POLICY_OF_FILE = {"VTC": "vtc", "FCFS": "fcfs", "LCF": "lcf"}
+POLICY_OF_FOLDER = {"VTC": "vtc", "FCFS": "fcfs", "LCF": "lcf"}
 
 
 def at_efficiency(efficiency: float) -> Profile:
@@ -81,12 +82,13 @@ def published_workload(responses: list[dict[str, object]]) -> Workload:
     return Workload("vtc-artifact-real", tuple(items))
 
 
-def check(folder: Path) -> None:
+def check(paths: list[Path]) -> None:
     print(f"a10g-llama2-7b (efficiency {A10G_EFFICIENCY}), S-LoRA admission; error = sim/published - 1")
-    for stem, policy in POLICY_OF_FILE.items():
-        path = folder / f"{stem}.jsonl"
-        if not path.exists():
-            continue
+    for path in paths:
+        policy = POLICY_OF_FOLDER.get(path.parent.name)
+        if policy is None:
+            raise SystemExit(f"{path}: expected under a VTC, FCFS or LCF folder (fair_bench/POLICY/...)")
+        label = f"{policy} {path.stem.removeprefix('all_results_')}"
         result = json.loads(path.read_text().splitlines()[0])["result"]
         responses = sorted(result["responses"], key=lambda r: r["req_time"])
         workload = published_workload(responses)
@@ -108,7 +110,7 @@ def check(folder: Path) -> None:
             rows["TTFT p50 (s)"] = (statistics.median(real_ttft), float(sim["ttft_s"].median()))
         for name, (real, simulated) in rows.items():
             error = simulated / real - 1
-            print(f"{policy:5s} {name:20s} published {real:8.3f}  simulated {simulated:8.3f}  {error:+7.1%}")
+            print(f"{label:16s} {name:20s} published {real:8.3f}  simulated {simulated:8.3f}  {error:+7.1%}")
 
 
 def main() -> None:
@@ -116,12 +118,12 @@ def main() -> None:
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("fit")
     checker = sub.add_parser("check")
-    checker.add_argument("folder", type=Path)
+    checker.add_argument("files", type=Path, nargs="+")
     args = parser.parse_args()
     if args.command == "fit":
         print(f"fitted efficiency: {fit():.3f} (the profile uses {A10G_EFFICIENCY})")
     else:
-        check(args.folder)
+        check(args.files)
 
 
 if __name__ == "__main__":
