@@ -133,7 +133,7 @@ def test_equinox_lowers_the_light_tenants_ttft_and_serves_its_questions_first_as
             "share": share,
         }
     )
-    assert forecast["equinox"] < 0.8 * forecast["vtc"]  # 0.46x (0.110 vs 0.237 s), 2026-12-03
+    assert forecast["equinox"] < 0.8 * forecast["vtc"]  # 0.42x (0.334 vs 0.792 s), 2026-12-04
     # 0.59x (36.5 vs 61.8 steps; per burst 24-64 vs 55-70) with 11 bursts; 0.62-0.78x in four runs
     # with 6 bursts (2026-12-03); 0.63x (44.4 vs 70.8) on 2026-12-04
     assert steps["equinox"] < steps["vtc"]
