@@ -228,8 +228,9 @@ def real(data: Path, name: str, policy: str) -> dict[str, float]:
 
 
 def median_real(folders: tuple[Path, ...], name: str, policy: str) -> dict[str, float]:
-    """Each metric's median over repeated real runs (one run: that run)."""
-    runs = [real(folder, name, policy) for folder in folders]
+    """Each metric's median over repeated real runs (one run: that run). A repeat that did not
+    collect this workload (`collect --only`, e.g. the held-out ones alone) is left out of it."""
+    runs = [real(f, name, policy) for f in folders if f == folders[0] or (f / name / policy).is_dir()]
     return {k: float(np.median([r.get(k, np.nan) for r in runs])) for k in runs[0]}
 
 
@@ -326,9 +327,12 @@ def _verdict(results: dict, held_out: tuple[str, ...]) -> None:
 
 
 def spread(first: Path, second: Path) -> None:
-    """Two real collections of the same workloads: how far the real engine is from itself."""
+    """Two real collections of the same workloads (those both collected): how far the real engine
+    is from itself."""
     diffs: dict[str, list[float]] = {k: [] for k in TARGETS}
     for name in ALL:
+        if not ((first / name).is_dir() and (second / name).is_dir()):
+            continue
         for policy in POLICIES:
             a, b = real(first, name, policy), real(second, name, policy)
             diff = {k: b[k] / a[k] - 1 if a[k] else np.nan for k in a}
