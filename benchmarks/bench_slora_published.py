@@ -32,6 +32,8 @@ import pandas as pd
 from equinox_cli.core.types import Request, Workload, WorkloadItem
 from equinox_cli.engines.sim.engine import SimEngine
 from equinox_cli.engines.sim.profiles import A10G_EFFICIENCY, Profile, get_profile
+from equinox_cli.metrics.fairness import service_difference, windowed_jain
+from equinox_cli.metrics.service import ServiceConfig, timeline
 from equinox_cli.policies import make_policy
 from equinox_cli.predict.baselines import MovingAveragePredictor
 from equinox_cli.workload.build import WorkloadSpec, build_workload
@@ -82,6 +84,33 @@ def published_workload(responses: list[dict[str, object]]) -> Workload:
     return Workload("vtc-artifact-real", tuple(items))
 
 
+def fairness(requests: pd.DataFrame) -> dict[str, float]:
+    """VTC's service difference (max and mean over ticks) and windowed Jain of a run's requests,
+    as `equinox replay` reports them (metrics/service.py, metrics/fairness.py)."""
+    line = timeline(requests, ServiceConfig(), float(requests["finish_s"].max()))
+    diff = service_difference(line)["diff"]
+    jain = windowed_jain(line)
+    return {"svc diff max": float(diff.max()), "svc diff mean": float(diff.mean()), "jain 60 s": jain}
+
+
+def published_requests(responses: list[dict[str, object]]) -> pd.DataFrame:
+    """The published run as a requests table (first token and finish from the latencies)."""
+    frame = pd.DataFrame(responses)
+    arrival = frame["req_time"].astype(float)
+    return pd.DataFrame(
+        {
+            "client_id": frame["adapter_dir"].astype(str).str.rsplit("-", n=1).str[-1],
+            "arrival_s": arrival,
+            "prompt_tokens": frame["prompt_len"].astype(int),
+            "output_tokens": frame["output_len"].astype(int),
+            "first_token_s": arrival + frame["first_token_latency"].astype(float),
+            "finish_s": arrival + frame["request_latency"].astype(float),
+            "weight": 1.0,
+            "status": "finished",
+        }
+    )
+
+
 def check(paths: list[Path]) -> None:
     print(f"a10g-llama2-7b (efficiency {A10G_EFFICIENCY}), S-LoRA admission; error = sim/published - 1")
     for path in paths:
@@ -108,6 +137,10 @@ def check(paths: list[Path]) -> None:
             real_ttft = [float(r["first_token_latency"]) for r in responses]
             rows["TTFT mean (s)"] = (statistics.fmean(real_ttft), float(sim["ttft_s"].mean()))
             rows["TTFT p50 (s)"] = (statistics.median(real_ttft), float(sim["ttft_s"].median()))
+            if all("request_latency" in r for r in responses):
+                sim["weight"] = 1.0
+                real_fair, sim_fair = fairness(published_requests(responses)), fairness(sim)
+                rows.update({k: (real_fair[k], sim_fair[k]) for k in real_fair})
         for name, (real, simulated) in rows.items():
             error = simulated / real - 1
             print(f"{label:16s} {name:20s} published {real:8.3f}  simulated {simulated:8.3f}  {error:+7.1%}")
