@@ -54,7 +54,6 @@ from equinox_cli.engines.sim.profiles import Profile, get_profile
 from equinox_cli.metrics.fairness import latency_fairness, latency_isolation, under_share
 from equinox_cli.metrics.summary import MetricsConfig, summarize
 from equinox_cli.policies import NEEDS_PREDICTOR, make_policy
-from equinox_cli.predict.baselines import MovingAveragePredictor
 from equinox_cli.predict.registry import predictor_from_spec
 from equinox_cli.workload.build import WorkloadSpec, build_workload
 from equinox_cli.workload.schema import frame_to_workload, workload_to_frame
@@ -229,7 +228,9 @@ def run_policy(
     truth = {it.request.request_id: it.output_tokens for it in workload.items}
     spec = variant.predictor.format(mope=mope)
     predictor = predictor_from_spec(spec, truth, {}) if variant.policy in NEEDS_PREDICTOR else None
-    engine = SimEngine(profile, gate_predictor=MovingAveragePredictor)
+    # with -E kv_gate=true (--system's Equinox) the engine's gate is fed by the run's predictor, a
+    # fresh one, as `equinox replay --predictor` feeds it: the moving average unless a MoPE row
+    engine = SimEngine(profile, gate_predictor=functools.partial(predictor_from_spec, spec, truth, {}))
     result = engine.run(workload, make_policy(variant.policy, variant.params, predictor))
     return summarize(
         variant.label,

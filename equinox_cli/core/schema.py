@@ -56,6 +56,7 @@ HTTP_REQUEST_COLUMNS = (
     "attempt_s",
     "sent_s",
     "send_lag_s",
+    "connect_attempts",  # TCP connections tried: a connect timeout before anything was sent is retried
     "target_output_tokens",
     "length_ok",
     "itl_p50_s",

@@ -101,6 +101,40 @@ def test_every_fault_in_a_request_task_is_recorded(monkeypatch: pytest.MonkeyPat
     assert all(o.status == "error" and o.reason.startswith("client fault: KeyError") for o in outcomes)
 
 
+def test_a_connect_timeout_before_anything_was_sent_is_tried_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Nothing reached the server, so the client tries again (up to CONNECT_ATTEMPTS) and says how
+    often; a request whose body was written is never sent twice."""
+    from equinox_cli.engines.http import client
+
+    real_stream = client._Replay._stream
+    failures = {"r0": 2, "r1": 5}  # r0 connects on its third try; r1 never does; r2 at once
+
+    async def flaky(self: client._Replay, session: aiohttp.ClientSession, outcome: client.Outcome) -> None:
+        rid = outcome.item.request.request_id
+        if failures.get(rid, 0) > 0:
+            failures[rid] -= 1
+            raise aiohttp.ServerTimeoutError("Connection timeout to host")
+        await real_stream(self, session, outcome)
+
+    monkeypatch.setattr(client._Replay, "_stream", flaky)
+    with fake_server(Behaviour()) as url:
+        outcomes = replay_http(_workload(3), HttpConfig(url))
+    by_id = {o.item.request.request_id: o for o in outcomes}
+    assert (by_id["r0"].status, by_id["r0"].connect_attempts) == ("finished", 3)
+    assert (by_id["r1"].status, by_id["r1"].connect_attempts) == ("timeout", client.CONNECT_ATTEMPTS)
+    assert by_id["r1"].reason.endswith(f"({client.CONNECT_ATTEMPTS} attempts)")
+    assert failures["r1"] == 5 - client.CONNECT_ATTEMPTS  # tried exactly that often, no more
+    assert (by_id["r2"].status, by_id["r2"].connect_attempts) == ("finished", 1)
+
+    async def timeout_after_sending(self: client._Replay, session: object, outcome: client.Outcome) -> None:
+        outcome.sent_s = self.now()  # the body was written: a retry could run the request twice
+        raise aiohttp.ServerTimeoutError("Timeout on reading data from socket")
+
+    monkeypatch.setattr(client._Replay, "_stream", timeout_after_sending)
+    outcomes = replay_http(_workload(2), HttpConfig("http://127.0.0.1:9"))
+    assert all(o.status == "timeout" and o.connect_attempts == 1 for o in outcomes)
+
+
 def test_http_errors_are_recorded_with_status() -> None:
     with fake_server(Behaviour(status=503)) as url:
         outcomes = replay_http(_workload(3), HttpConfig(url))

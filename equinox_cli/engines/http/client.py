@@ -39,6 +39,9 @@ from equinox_cli.engines.http.stream import StreamError, parse_line
 # and the same ids on every replay. The range fits any vocabulary (the tiny model has 512 ids).
 PROMPT_TOKEN_RANGE = (10, 500)
 CLIENT_KEEPALIVE_S = 2.0  # below the server's keep-alive (vLLM: VLLM_HTTP_TIMEOUT_KEEP_ALIVE, 5 s)
+# tries at a TCP connection before a request is given up as a connect timeout: nothing reached the
+# server, so trying again is safe (a CI run lost 1 of 1,888 requests to one 10 s connect timeout)
+CONNECT_ATTEMPTS = 3
 MAX_LINE_BYTES = 1 << 20  # a stream line longer than this is a broken server, not a token
 # --api: which endpoint, and whether the server is vLLM (forced lengths, token ids, the scheduler's
 # arguments in vllm_xargs) or any OpenAI-compatible one (gateways, SGLang, TGI: text prompts, no
@@ -181,6 +184,7 @@ class Outcome:
     finish_s: float | None = None
     output_tokens: int = 0
     token_times_s: list[float] = field(default_factory=list)
+    connect_attempts: int = 0  # TCP connections tried for it (more than 1: connect timeouts retried)
 
     @property
     def length_ok(self) -> bool:
@@ -343,10 +347,13 @@ class _Replay:
             outcome.attempt_s = self.now()
             try:
                 budget_s = config.request_timeout_s + max(0.0, outcome.intended_s - self.now())
-                await asyncio.wait_for(self._stream(session, outcome), budget_s)
+                await asyncio.wait_for(self._connect_and_stream(session, outcome), budget_s)
             except aiohttp.ServerTimeoutError:  # before TimeoutError: it is one
                 outcome.status = "timeout"
-                outcome.reason = f"connect timeout: no connection within {config.connect_timeout_s:g} s"
+                outcome.reason = (
+                    f"connect timeout: no connection within {config.connect_timeout_s:g} s "
+                    f"({outcome.connect_attempts} attempts)"
+                )
             except TimeoutError:
                 outcome.status, outcome.reason = (
                     "timeout",
@@ -368,6 +375,16 @@ class _Replay:
                 self.done += 1
                 if self.on_done:
                     self.on_done(self.done)
+
+    async def _connect_and_stream(self, session: aiohttp.ClientSession, outcome: Outcome) -> None:
+        """`_stream`, tried again while the connection itself times out and nothing was sent."""
+        while True:
+            outcome.connect_attempts += 1
+            try:
+                return await self._stream(session, outcome)
+            except aiohttp.ServerTimeoutError:
+                if outcome.sent_s is not None or outcome.connect_attempts >= CONNECT_ATTEMPTS:
+                    raise
 
     async def _read_stream(
         self, response: aiohttp.ClientResponse, outcome: Outcome

@@ -44,6 +44,7 @@ def _row(o: Outcome) -> dict[str, object]:
         attempt_s=o.attempt_s if o.attempt_s is not None else nan,
         sent_s=o.sent_s if o.sent_s is not None else nan,
         send_lag_s=(o.sent_s - o.intended_s) if o.sent_s is not None else nan,
+        connect_attempts=o.connect_attempts,
         target_output_tokens=o.item.output_tokens,
         length_ok=o.length_ok,
         itl_p50_s=float(np.median(gaps)) if gaps.size else nan,
