@@ -246,17 +246,6 @@ def run_speed(steps: pd.DataFrame, profile: Profile) -> float:
     return float(np.median(steps["step_time_s"] / predicted))
 
 
-def at_speed(profile: Profile, speed: float) -> Profile:
-    """The profile with every step-time constant scaled by `speed` (the residuals are ratios)."""
-    return replace(
-        profile,
-        c0_s=profile.c0_s * speed,
-        c_p_s=profile.c_p_s * speed,
-        c_d_s=profile.c_d_s * speed,
-        c_kv_s=profile.c_kv_s * speed,
-    )
-
-
 def compare(
     data: Path,
     seeds: int,
@@ -288,7 +277,7 @@ def compare(
             used = profile
             if at_run_speed:
                 speed = run_speed(pd.read_parquet(data / name / policy / "steps.parquet"), profile)
-                used = at_speed(profile, speed)
+                used = profile.step_time_scaled(speed)
                 print(f"\n{name}/{policy}: this run's steps took {speed:.2f}x the calibrated time")
             runs = [simulate(used, workload, policy, seed) for seed in range(seeds)]
             predicted = {k: float(np.mean([r.get(k, np.nan) for r in runs])) for k in measured}

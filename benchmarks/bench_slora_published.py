@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
@@ -44,9 +43,7 @@ POLICY_OF_FOLDER = {"VTC": "vtc", "FCFS": "fcfs", "LCF": "lcf"}
 
 def at_efficiency(efficiency: float) -> Profile:
     """The a10g profile with every step-time coefficient at `efficiency` of the datasheet."""
-    p = get_profile("a10g-llama2-7b")
-    k = A10G_EFFICIENCY / efficiency
-    return replace(p, c0_s=p.c0_s * k, c_p_s=p.c_p_s * k, c_d_s=p.c_d_s * k, c_kv_s=p.c_kv_s * k)
+    return get_profile("a10g-llama2-7b").step_time_scaled(A10G_EFFICIENCY / efficiency)
 
 
 def overload_service(profile: Profile) -> float:
@@ -64,9 +61,14 @@ def fit(tolerance: float = 0.002) -> float:
     while high - low > tolerance:
         mid = (low + high) / 2
         service = overload_service(at_efficiency(mid))
-        print(f"efficiency {mid:.4f}: VTC overload service {service:7.1f} (published 1352)")
+        print(f"efficiency {mid:.4f}: VTC service {service:7.1f}, published {PUBLISHED_OVERLOAD_VTC}")
         low, high = (low, mid) if service > PUBLISHED_OVERLOAD_VTC else (mid, high)
     return (low + high) / 2
+
+
+def tenant(adapter_dir: object) -> str:
+    """The artifact's tenant: its adapter's number (dummy-lora-7b-rank-8-13 -> 13)."""
+    return str(adapter_dir).rsplit("-", 1)[-1]
 
 
 def published_workload(responses: list[dict[str, object]]) -> Workload:
@@ -75,7 +77,7 @@ def published_workload(responses: list[dict[str, object]]) -> Workload:
         output = int(r["output_len"])  # type: ignore[call-overload]
         request = Request(
             f"r{i}",
-            str(r["adapter_dir"]).rsplit("-", 1)[-1],
+            tenant(r["adapter_dir"]),
             float(r["req_time"]),  # type: ignore[arg-type]
             int(r["prompt_len"]),  # type: ignore[call-overload]
             output,
@@ -99,7 +101,7 @@ def published_requests(responses: list[dict[str, object]]) -> pd.DataFrame:
     arrival = frame["req_time"].astype(float)
     return pd.DataFrame(
         {
-            "client_id": frame["adapter_dir"].astype(str).str.rsplit("-", n=1).str[-1],
+            "client_id": frame["adapter_dir"].map(tenant),
             "arrival_s": arrival,
             "prompt_tokens": frame["prompt_len"].astype(int),
             "output_tokens": frame["output_len"].astype(int),

@@ -14,7 +14,7 @@ hardware's binding limit; an idle engine has utilisation 0.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from equinox_cli.core.errors import unknown_name
 
@@ -70,6 +70,11 @@ class Profile:
         """`tokens` of one sequence fit the KV pool alone, block-rounded as the engine allocates."""
         return -(-tokens // self.block_size) <= self.kv_blocks
 
+    def step_time_scaled(self, factor: float) -> Profile:
+        """This profile with every step-time coefficient times `factor` (the residuals are ratios)."""
+        scaled = {k: getattr(self, k) * factor for k in ("c0_s", "c_p_s", "c_d_s", "c_kv_s")}
+        return replace(self, **scaled)
+
     def step_time_s(self, prefill_tokens: int, decode_seqs: int, context_tokens: int) -> float:
         return (
             self.c0_s
@@ -91,7 +96,8 @@ LLAMA3_8B_KV = 2 * 32 * 8 * 128 * 2  # GQA: 8 KV heads of 128, 32 layers, fp16: 
 # The fraction of the A10G datasheet's bandwidth and compute that VTC's engine (S-LoRA) achieves:
 # every a10g step-time coefficient is the datasheet-derived one divided by it. Fitted, one number,
 # on VTC's published overload service (`python benchmarks/bench_slora_published.py fit`); checked
-# on the artifact's published real-trace runs (`... check`, README "VTC's engine, independently").
+# on the artifact's published real-trace runs (`... check`, README "VTC's engine, against its
+# published runs").
 A10G_EFFICIENCY = 0.849
 
 PROFILES: dict[str, Profile] = {
