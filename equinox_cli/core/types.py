@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal, NamedTuple
+from typing import TYPE_CHECKING, Literal, NamedTuple, TypeAlias
+
+if TYPE_CHECKING:
+    import numpy as np
+
+# one output column: a list, or a typed array (the simulator's: it converts to a frame much faster)
+Column: TypeAlias = "Sequence[object] | np.ndarray"
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,14 +117,14 @@ class PolicySpec:
 
 @dataclass(frozen=True, slots=True)
 class RunResult:
-    """Everything one engine run produced, as plain column lists (one writer turns it to Parquet).
+    """Everything one engine run produced, as columns: lists or typed arrays (one writer turns it to Parquet).
 
     requests: one row per request; steps: one row per engine step; counters: periodic samples
     of the policy's per-client counters (empty for policies without counters).
     """
 
     policy: str
-    requests: Mapping[str, list[object]]
-    steps: Mapping[str, list[object]]
-    counters: Mapping[str, list[object]]
+    requests: Mapping[str, Column]
+    steps: Mapping[str, Column]
+    counters: Mapping[str, Column]
     config: Mapping[str, object]

@@ -15,6 +15,7 @@ from equinox_cli.metrics.fairness import (
     normalised_jain,
     service_difference,
     under_share,
+    windowed_jain,
 )
 from equinox_cli.metrics.latency import with_latencies
 from equinox_cli.metrics.service import ServiceConfig, client_totals, timeline
@@ -79,6 +80,19 @@ def test_service_difference_formula() -> None:
     )
     # a: min(0, 10)=0; b: min(6, 16)=6; c: min(9, 1)=1
     assert service_difference(line)["diff"].tolist() == [7.0]
+
+
+def test_windowed_jain_averages_ticks_and_leaves_out_clients_absent_from_one() -> None:
+    rows = [
+        (1.0, "a", 1.0, 1.0),  # even: 1
+        (1.0, "b", 1.0, 1.0),
+        (2.0, "a", 2.0, 2.0),  # b asked for its share and got nothing: 4 / (2 * 4) = 0.5
+        (2.0, "b", 0.0, 2.0),
+        (3.0, "a", 3.0, 3.0),  # b absent: one client, 1
+    ]
+    timeline = pd.DataFrame(rows, columns=["time_s", "client_id", "service", "demand"])
+    assert windowed_jain(timeline) == pytest.approx((1.0 + 0.5 + 1.0) / 3)
+    assert np.isnan(windowed_jain(timeline.iloc[:0]))
 
 
 def test_counter_gaps_only_among_backlogged() -> None:

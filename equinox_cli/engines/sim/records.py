@@ -1,16 +1,26 @@
-"""The simulator's output columns, filled as plain lists (one writer turns them to Parquet)."""
+"""The simulator's output columns: rows kept as tuples during the run, typed arrays at the end."""
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from equinox_cli.core.protocols import Policy
 from equinox_cli.core.schema import COUNTER_COLUMNS, ENGINE_REQUEST_COLUMNS, ENGINE_STEP_COLUMNS
+from equinox_cli.core.types import Column
 from equinox_cli.engines.sim.batch import Seq
 
 REQUEST_COLUMNS = ENGINE_REQUEST_COLUMNS
 STEP_COLUMNS = ENGINE_STEP_COLUMNS
+_TEXT = frozenset({"request_id", "client_id", "status"})  # kept as lists of str
+# the integer columns; every other numeric one is float64, None becoming NaN (as pandas would)
+_INTEGER = frozenset(
+    {"step", "prefill_tokens", "decode_seqs", "context_tokens", "running", "waiting", "kv_used_blocks"}
+    | {"kv_total_blocks", "preempted", "prompt_tokens", "output_tokens", "max_tokens", "preemptions"}
+    | {"cached_tokens"}
+)
 
 
 @dataclass(slots=True)
@@ -46,11 +56,11 @@ class Records:
         )
 
     @property
-    def requests(self) -> dict[str, list[object]]:
+    def requests(self) -> dict[str, Column]:
         return _columns(REQUEST_COLUMNS, self.request_rows)
 
     @property
-    def steps(self) -> dict[str, list[object]]:
+    def steps(self) -> dict[str, Column]:
         return _columns(STEP_COLUMNS, self.step_rows)
 
     def sample_counters(self, policy: Policy, now_s: float, every_s: float) -> None:
@@ -66,10 +76,22 @@ class Records:
         self.next_sample_s = (math.floor(now_s / every_s) + 1) * every_s
 
 
-def _columns(names: tuple[str, ...], rows: list[tuple[object, ...]]) -> dict[str, list[object]]:
+def _columns(names: tuple[str, ...], rows: list[tuple[object, ...]]) -> dict[str, Column]:
+    """Typed columns (a typed array converts to a DataFrame ~3x faster than a list whose dtype
+    pandas must infer: 0.2 s of a 36,000-request replay)."""
     if not rows:
         return {k: [] for k in names}
+    if len(rows[0]) != len(names):
+        raise ValueError(f"rows of {len(rows[0])} values for {len(names)} columns")  # a bug, never input
+    if not _TEXT.intersection(names):  # all numeric: one conversion of the whole table
+        table = np.array(rows, dtype=np.float64)
+        return {k: _typed(k, table[:, i]) for i, k in enumerate(names)}
     columns = list(zip(*rows, strict=True))
-    if len(columns) != len(names):
-        raise ValueError(f"rows of {len(columns)} values for {len(names)} columns")  # a bug, never input
-    return {k: list(c) for k, c in zip(names, columns, strict=True)}
+    return {
+        k: list(c) if k in _TEXT else _typed(k, np.array(c, dtype=np.float64))
+        for k, c in zip(names, columns, strict=True)
+    }
+
+
+def _typed(name: str, values: np.ndarray) -> np.ndarray:
+    return values.astype(np.int64) if name in _INTEGER else np.ascontiguousarray(values)

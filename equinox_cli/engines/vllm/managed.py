@@ -23,7 +23,7 @@ from equinox_cli.core.errors import UserInputError
 from equinox_cli.core.protocols import RunObserver
 from equinox_cli.core.schema import ENGINE_REQUEST_COLUMNS as REQUEST_COLUMNS
 from equinox_cli.core.schema import ENGINE_STEP_COLUMNS as STEP_COLUMNS
-from equinox_cli.core.types import PolicySpec, RunResult, Workload
+from equinox_cli.core.types import Column, PolicySpec, RunResult, Workload
 from equinox_cli.engines.http.client import HttpConfig, Outcome
 from equinox_cli.engines.http.engine import HttpEngine, http_result
 from equinox_cli.engines.vllm.launcher import ServeConfig, free_port, start_server
@@ -138,7 +138,7 @@ def read_rows(path: Path) -> list[dict[str, Any]]:
 
 
 def merge_engine_rows(
-    requests: Mapping[str, list[object]], engine_rows: list[dict[str, Any]]
+    requests: Mapping[str, Column], engine_rows: list[dict[str, Any]]
 ) -> dict[str, list[object]]:
     """The client's request rows filled with what only the engine saw, matched by request id."""
     by_id = {str(row["request_id"]): row for row in engine_rows}
