@@ -1,15 +1,22 @@
 """The `a10g-llama2-7b` profile against VTC's published S-LoRA runs (Sheng et al., OSDI'24 artifact).
 
-  python benchmarks/bench_slora_published.py fit          # the efficiency that matches the overload suite
-  python benchmarks/bench_slora_published.py check FILE... # predict published runs, e.g. the real trace
+  python benchmarks/bench_slora_published.py fit VTC/all_results_real.jsonl  # the two fitted constants
+  python benchmarks/bench_slora_published.py check FILE...  # predict published runs, e.g. the real trace
 
-`fit` bisects one constant, the fraction of the A10G datasheet's bandwidth and compute that the
-engine achieves (every step-time coefficient is the datasheet's divided by it), until VTC's total
-service on the `overload` suite equals the published 677 + 675 = 1,352 weighted tokens/s (VTC
-paper, A10G, Llama-2-7B; the same figure `tests/engines/test_sim.py` holds). That suite is then
-no longer an independent check; the real trace below is.
+`fit` sets two constants, each on data the checks below do not use:
+- the efficiency, the fraction of the A10G datasheet's bandwidth and compute that the engine
+  achieves (every step-time coefficient is the datasheet's divided by it), bisected until VTC's
+  total service on the `overload` suite equals the published 677 + 675 = 1,352 weighted tokens/s
+  (VTC paper, A10G, Llama-2-7B; the same figure `tests/engines/test_sim.py` holds);
+- the cost of each distinct adapter (tenant) in a step, `c_adapter_s`, bisected until VTC's mean
+  E2E latency over the real trace's requests that arrive in its first half (before 300 s) equals
+  the published one, the efficiency refitted for each candidate. The overload suite has two
+  tenants, the real trace 27, so the first constant cannot tell a per-adapter cost from a slower
+  engine.
+The checks are then the real trace's second half under VTC, and the whole trace under FCFS and
+LCF (published E2E means), none of them used by the fit.
 
-`check FILE...` needs the artifact's per-request results, which this project does not ship or
+`fit` and `check` need the artifact's per-request results, which this project does not ship or
 download: clone github.com/Ying1123/VTC-artifact and pass its `fair_bench/POLICY/all_results_*.jsonl`
 files (POLICY = VTC, FCFS or LCF, read from the folder name), e.g. `all_results_real.jsonl`: 1,500
 requests of a Chatbot-Arena-derived trace, 2.5 req/s for 600 s, 27 adapters as tenants, lengths
@@ -24,6 +31,7 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
@@ -39,11 +47,14 @@ from equinox_cli.workload.build import WorkloadSpec, build_workload
 
 PUBLISHED_OVERLOAD_VTC = 677 + 675  # weighted tokens/s, both clients (w_p = 1, w_q = 2)
 POLICY_OF_FOLDER = {"VTC": "vtc", "FCFS": "fcfs", "LCF": "lcf"}
+HALF_S = 300.0  # the real trace's arrivals span 600 s: the fit sees those before this, never after
 
 
-def at_efficiency(efficiency: float) -> Profile:
-    """The a10g profile with every step-time coefficient at `efficiency` of the datasheet."""
-    return get_profile("a10g-llama2-7b").step_time_scaled(A10G_EFFICIENCY / efficiency)
+def at_constants(efficiency: float, adapter_s: float) -> Profile:
+    """The a10g profile with every step-time coefficient at `efficiency` of the datasheet and
+    `adapter_s` per distinct adapter in a step."""
+    scaled = get_profile("a10g-llama2-7b").step_time_scaled(A10G_EFFICIENCY / efficiency)
+    return replace(scaled, c_adapter_s=adapter_s)
 
 
 def overload_service(profile: Profile) -> float:
@@ -55,15 +66,49 @@ def overload_service(profile: Profile) -> float:
     return float((done["prompt_tokens"] + 2 * done["output_tokens"]).sum() / workload.duration_s)
 
 
-def fit(tolerance: float = 0.002) -> float:
+def fit_efficiency(adapter_s: float, tolerance: float = 0.002) -> float:
     """Bisection: service falls as the efficiency falls (slower steps)."""
-    low, high = 0.5, 1.0
+    low, high = 0.5, 1.2
     while high - low > tolerance:
         mid = (low + high) / 2
-        service = overload_service(at_efficiency(mid))
-        print(f"efficiency {mid:.4f}: VTC service {service:7.1f}, published {PUBLISHED_OVERLOAD_VTC}")
+        service = overload_service(at_constants(mid, adapter_s))
         low, high = (low, mid) if service > PUBLISHED_OVERLOAD_VTC else (mid, high)
     return (low + high) / 2
+
+
+def first_half_e2e(profile: Profile, workload: Workload) -> float:
+    """VTC's mean E2E latency over the requests arriving before HALF_S (the whole trace is run)."""
+    run = SimEngine(profile).run(workload, make_policy("vtc", {}, MovingAveragePredictor()))
+    sim = pd.DataFrame(run.requests)
+    first = sim[sim["arrival_s"] < HALF_S]
+    return float((first["finish_s"] - first["arrival_s"]).mean())
+
+
+def fit(vtc_file: Path, tolerance_s: float = 5e-6) -> tuple[float, float]:
+    """(efficiency, adapter cost): bisection on the adapter cost, the efficiency refitted on the
+    overload suite for each candidate; the first half's latency rises with the cost."""
+    responses = read_responses(vtc_file)[1]
+    workload = published_workload(responses)
+    first = [float(r["request_latency"]) for r in responses if float(r["req_time"]) < HALF_S]  # type: ignore[arg-type]
+    target = statistics.fmean(first)
+    low, high = 0.0, 1e-3
+    while high - low > tolerance_s:
+        mid = (low + high) / 2
+        efficiency = fit_efficiency(mid)
+        e2e = first_half_e2e(at_constants(efficiency, mid), workload)
+        print(
+            f"adapter {mid * 1e3:.4f} ms, efficiency {efficiency:.4f}: "
+            f"first-half E2E {e2e:6.2f} s, published {target:.2f}"
+        )
+        low, high = (low, mid) if e2e > target else (mid, high)
+    adapter_s = (low + high) / 2
+    return fit_efficiency(adapter_s), adapter_s
+
+
+def read_responses(path: Path) -> tuple[dict[str, object], list[dict[str, object]]]:
+    """The artifact's result summary and its per-request rows, by arrival."""
+    result = json.loads(path.read_text().splitlines()[0])["result"]
+    return result, sorted(result["responses"], key=lambda r: r["req_time"])
 
 
 def tenant(adapter_dir: object) -> str:
@@ -114,49 +159,74 @@ def published_requests(responses: list[dict[str, object]]) -> pd.DataFrame:
 
 
 def check(paths: list[Path]) -> None:
-    print(f"a10g-llama2-7b (efficiency {A10G_EFFICIENCY}), S-LoRA admission; error = sim/published - 1")
+    profile = get_profile("a10g-llama2-7b")
+    print(
+        f"a10g-llama2-7b (efficiency {A10G_EFFICIENCY}, {profile.c_adapter_s * 1e3:.3f} ms per adapter), "
+        "S-LoRA admission; error = sim/published - 1"
+    )
     for path in paths:
         policy = POLICY_OF_FOLDER.get(path.parent.name)
         if policy is None:
             raise SystemExit(f"{path}: expected under a VTC, FCFS or LCF folder (fair_bench/POLICY/...)")
         label = f"{policy} {path.stem.removeprefix('all_results_')}"
-        result = json.loads(path.read_text().splitlines()[0])["result"]
-        responses = sorted(result["responses"], key=lambda r: r["req_time"])
-        workload = published_workload(responses)
-        run = SimEngine(get_profile("a10g-llama2-7b")).run(
-            workload, make_policy(policy, {}, MovingAveragePredictor())
+        result, responses = read_responses(path)
+        run = SimEngine(profile).run(
+            published_workload(responses), make_policy(policy, {}, MovingAveragePredictor())
         )
         sim = pd.DataFrame(run.requests)
         sim["e2e_s"] = sim["finish_s"] - sim["arrival_s"]
         sim["ttft_s"] = sim["first_token_s"] - sim["arrival_s"]
         rows = {
-            "throughput (req/s)": (len(responses) / result["total_time"], len(sim) / sim["finish_s"].max()),
+            "throughput (req/s)": (len(responses) / result["total_time"], len(sim) / sim["finish_s"].max()),  # type: ignore[operator]
             # the artifact's avg_latency is the mean request latency (its avg_first_token_latency
             # repeats the same figure, so TTFT comes from the per-request rows)
-            "E2E mean (s)": (float(result["avg_latency"]), float(sim["e2e_s"].mean())),
+            "E2E mean (s)": (float(result["avg_latency"]), float(sim["e2e_s"].mean())),  # type: ignore[arg-type]
         }
-        if all("first_token_latency" in r for r in responses):
-            real_ttft = [float(r["first_token_latency"]) for r in responses]
-            rows["TTFT mean (s)"] = (statistics.fmean(real_ttft), float(sim["ttft_s"].mean()))
-            rows["TTFT p50 (s)"] = (statistics.median(real_ttft), float(sim["ttft_s"].median()))
-            if all("request_latency" in r for r in responses):
-                sim["weight"] = 1.0
-                real_fair, sim_fair = fairness(published_requests(responses)), fairness(sim)
-                rows.update({k: (real_fair[k], sim_fair[k]) for k in real_fair})
+        if all("first_token_latency" in r and "request_latency" in r for r in responses):
+            rows.update(per_request_rows(responses, sim))
         for name, (real, simulated) in rows.items():
             error = simulated / real - 1
-            print(f"{label:16s} {name:20s} published {real:8.3f}  simulated {simulated:8.3f}  {error:+7.1%}")
+            print(f"{label:16s} {name:26s} published {real:9.3f}  simulated {simulated:9.3f}  {error:+7.1%}")
+
+
+def per_request_rows(responses: list[dict[str, object]], sim: pd.DataFrame) -> dict[str, tuple[float, float]]:
+    """TTFT and E2E by half of the trace (the fit used the first half's E2E under VTC), and VTC's
+    fairness metrics, from the published per-request rows."""
+    real = published_requests(responses)
+    real["e2e_s"] = real["finish_s"] - real["arrival_s"]
+    real["ttft_s"] = real["first_token_s"] - real["arrival_s"]
+    rows = {
+        "TTFT mean (s)": (float(real["ttft_s"].mean()), float(sim["ttft_s"].mean())),
+        "TTFT p50 (s)": (float(real["ttft_s"].median()), float(sim["ttft_s"].median())),
+    }
+    for half, keep in (
+        ("first half", lambda f: f["arrival_s"] < HALF_S),
+        ("second half", lambda f: f["arrival_s"] >= HALF_S),
+    ):
+        for metric in ("e2e_s", "ttft_s"):
+            name = f"{metric.removesuffix('_s').upper()} mean, {half} (s)"
+            rows[name] = (float(real[keep(real)][metric].mean()), float(sim[keep(sim)][metric].mean()))
+    sim["weight"] = 1.0
+    real_fair, sim_fair = fairness(real), fairness(sim)
+    rows.update({k: (real_fair[k], sim_fair[k]) for k in real_fair})
+    return rows
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("fit")
+    fitter = sub.add_parser("fit")
+    fitter.add_argument("vtc_file", type=Path, help="fair_bench/VTC/all_results_real.jsonl")
     checker = sub.add_parser("check")
     checker.add_argument("files", type=Path, nargs="+")
     args = parser.parse_args()
     if args.command == "fit":
-        print(f"fitted efficiency: {fit():.3f} (the profile uses {A10G_EFFICIENCY})")
+        efficiency, adapter_s = fit(args.vtc_file)
+        profile = get_profile("a10g-llama2-7b")
+        print(
+            f"fitted: efficiency {efficiency:.3f}, {adapter_s * 1e3:.4f} ms per adapter "
+            f"(the profile uses {A10G_EFFICIENCY} and {profile.c_adapter_s * 1e3:.4f} ms)"
+        )
     else:
         check(args.files)
 

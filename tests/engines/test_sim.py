@@ -269,3 +269,21 @@ def test_a_scaled_profile_scales_every_step_by_the_factor() -> None:
     for shape in ((0, 1, 100), (2048, 0, 0), (300, 40, 9000)):
         assert slower.step_time_s(*shape) == pytest.approx(1.25 * profile.step_time_s(*shape))
     assert (slower.kv_capacity_tokens, slower.admission) == (profile.kv_capacity_tokens, profile.admission)
+
+
+@pytest.mark.parametrize("admission", ["vllm", "slora"])
+def test_each_distinct_tenant_in_a_step_adds_the_adapter_cost(admission: str) -> None:
+    """Four identical requests at once: one tenant pays c_a per step, four tenants 4·c_a, in every
+    step (prefill and decode), and the rest of the step time is the profile's model."""
+    profile = replace(get_profile("a100-llama2-7b"), c_adapter_s=1e-3, admission=admission)
+    extras = {}
+    for tenants in (1, 4):
+        workload = make_workload([(f"c{i % tenants}", 0.0, 64, 20) for i in range(4)])
+        steps = pd.DataFrame(SimEngine(profile).run(workload, make_policy("vtc", {}, None)).steps)
+        model = [
+            profile.step_time_s(p, n, c)
+            for p, n, c in zip(steps["prefill_tokens"], steps["decode_seqs"], steps["context_tokens"], strict=True)
+        ]
+        extras[tenants] = (steps["step_time_s"] - np.array(model)).to_numpy()
+    assert extras[1] == pytest.approx(np.full(len(extras[1]), 1e-3))
+    assert extras[4] == pytest.approx(np.full(len(extras[4]), 4e-3))

@@ -60,6 +60,7 @@ class Batch:
         self.ctx_total = 0
         self.dec_by_client: dict[str, int] = {}
         self.ctx_by_client: dict[str, int] = {}
+        self.decoding_clients = 0  # clients with a decoding request (distinct adapters, S-LoRA)
 
     def waiting(self) -> int:
         """Requests waiting: the policy's queue and the held head."""
@@ -167,7 +168,9 @@ class Batch:
         self.resid[(base_tick - seq.target) % self.block] += 1
         self.n_decode += 1
         self.ctx_total += seq.target
-        self.dec_by_client[client] = self.dec_by_client.get(client, 0) + 1
+        decoding = self.dec_by_client.get(client, 0)
+        self.decoding_clients += decoding == 0
+        self.dec_by_client[client] = decoding + 1
         self.ctx_by_client[client] = self.ctx_by_client.get(client, 0) + seq.target
         last_tick = base_tick + seq.item.output_tokens - seq.generated - 1
         self.seq_no += 1
@@ -180,7 +183,16 @@ class Batch:
         self.n_decode -= 1
         self.ctx_total -= kv
         self.dec_by_client[client] -= 1
+        self.decoding_clients -= self.dec_by_client[client] == 0
         self.ctx_by_client[client] -= kv
+
+    def tenants_in_step(self, chunks: list[tuple[Seq, int]], decode: bool) -> int:
+        """Distinct clients in a step: those decoding (if it decodes) and those prefilling."""
+        if not decode:
+            return len({seq.request.client_id for seq, _ in chunks})
+        dec = self.dec_by_client
+        extra = {seq.request.client_id for seq, _ in chunks if not dec.get(seq.request.client_id)}
+        return self.decoding_clients + len(extra)
 
     def decode_service(self) -> dict[str, ClientStepService]:
         """This step's decode service per client (tokens, and the context they attended over),

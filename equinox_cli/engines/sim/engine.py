@@ -4,8 +4,9 @@ Time is data (the step-time model), never the wall clock. Each step:
   1. requests that arrived by now join the policy's queue (or are refused: too long to ever run);
   2. the engine's admission rule (admission/: vllm, slora, reserve-max) grows or preempts the
      running batch and admits from the policy's queue;
-  3. the step takes t = profile.step_time_s(prefill, decoders, context) (times a residual drawn
-     from the profile's measured ones, seeded, when it has them); a request whose prefill completes
+  3. the step takes t = profile.step_time_s(prefill, decoders, context), plus c_adapter_s per
+     distinct tenant in the step (S-LoRA's adapters), times a residual drawn from the profile's
+     measured ones, seeded, when it has them; a request whose prefill completes
      emits its first token at the end of the step; finished requests free their blocks.
 The running batch and its decode bookkeeping are in batch.py, the KV blocks and prefix cache in
 kv.py, the output columns in records.py.
@@ -157,6 +158,8 @@ class _Run:
         if prefill == 0 and n_dec == 0:
             raise RuntimeError("simulator stalled: nothing schedulable")  # a bug, never input
         dt = self.p.step_time_s(prefill, n_dec, context)
+        if self.p.c_adapter_s:
+            dt += self.p.c_adapter_s * batch.tenants_in_step(chunks, plan.decode)
         if self.residuals.size:
             dt *= float(self.residuals[self.rng.integers(self.residuals.size)])
         util = self.p.gpu_util(prefill, n_dec, context, dt)

@@ -1,10 +1,12 @@
 """Hardware profiles: the step-time model's coefficients and the engine defaults of one setup.
 
 Step time (seconds) of a batch with P prefill tokens, n decoding sequences attending over C context
-tokens:   t = c0 + c_p·P + c_d·n + c_kv·(C + P)
+tokens, from A distinct tenants:   t = c0 + c_p·P + c_d·n + c_kv·(C + P) + c_a·A
 c0 is reading the weights once per step plus launch overhead (memory-bound); c_p the compute per
 prefill token (2·params FLOPs at ~50–55 % of peak tensor throughput); c_d the marginal cost of a
-decode sequence; c_kv reading one context token's K and V (kv_bytes_per_token / bandwidth).
+decode sequence; c_kv reading one context token's K and V (kv_bytes_per_token / bandwidth); c_a
+(S-LoRA only, else 0) the cost of each distinct LoRA adapter in the step, every tenant being served
+by its own adapter as in VTC's experiments (S-LoRA's batched adapter kernels work per adapter).
 
 Modelled GPU utilisation of a step is its roofline fraction: the larger of achieved FLOPs / peak
 FLOPs and bytes moved / peak bandwidth, where FLOPs = 2·params·(P + n) and
@@ -60,6 +62,8 @@ class Profile:
     # back (HTTP, API server): every request reaches the scheduler this much after its arrival. A
     # calibrated profile measures it (client-seen minus engine-seen TTFT); datasheet profiles: 0
     api_overhead_s: float = 0.0
+    # c_a: step time per distinct tenant (LoRA adapter) in the step; 0: the engine serves one model
+    c_adapter_s: float = 0.0
 
     @property
     def kv_blocks(self) -> int:
@@ -93,12 +97,14 @@ LLAMA2_7B_PARAMS = 6.74e9
 LLAMA2_7B_KV = 2 * 32 * 4096 * 2  # K and V, 32 layers, hidden 4096, fp16: 524,288 B per token
 LLAMA3_8B_PARAMS = 8.03e9
 LLAMA3_8B_KV = 2 * 32 * 8 * 128 * 2  # GQA: 8 KV heads of 128, 32 layers, fp16: 131,072 B per token
-# The fraction of the A10G datasheet's bandwidth and compute that VTC's engine (S-LoRA) achieves:
-# every a10g step-time coefficient is the datasheet-derived one divided by it. Fitted, one number,
-# on VTC's published overload service (`python benchmarks/bench_slora_published.py fit`); checked
-# on the artifact's published real-trace runs (`... check`, README "VTC's engine, against its
-# published runs").
-A10G_EFFICIENCY = 0.849
+# The fraction of the A10G datasheet's bandwidth and compute that VTC's engine (S-LoRA) achieves
+# (every a10g step-time coefficient is the datasheet-derived one divided by it), fitted on VTC's
+# published overload service, and the step time per distinct adapter in a step, fitted on the first
+# half of VTC's published real-trace run, together (`python benchmarks/bench_slora_published.py
+# fit FILE`); checked on that run's second half and on the FCFS and LCF runs (`... check`, README
+# "VTC's engine, against its published runs").
+A10G_EFFICIENCY = 0.855
+A10G_ADAPTER_S = 0.26e-3
 
 PROFILES: dict[str, Profile] = {
     "a10g-llama2-7b": Profile(
@@ -109,8 +115,10 @@ PROFILES: dict[str, Profile] = {
             "GDDR6, 125 TFLOPS fp16 tensor; Llama-2-7B 6.74e9 params (13.5 GB fp16 read per step: "
             "22.5 ms) + ~1.5 ms overhead = c0; prefill at 55 % of peak = c_p; decode's marginal "
             "compute at peak = c_d; KV 524 KB per token read at full bandwidth = c_kv; each divided "
-            "by one efficiency, 0.849 (A10G_EFFICIENCY), fitted on VTC's published overload service "
-            "(677 + 675 tokens/s under VTC; benchmarks/bench_slora_published.py fit). Engine from "
+            "by one efficiency, 0.855 (A10G_EFFICIENCY), fitted on VTC's published overload service "
+            "(677 + 675 tokens/s under VTC), together with 0.26 ms per distinct adapter (tenant) in a "
+            "step (A10G_ADAPTER_S), fitted on the first half of VTC's published real-trace run "
+            "(benchmarks/bench_slora_published.py fit). Engine from "
             "VTC's artifact (S-LoRA): KV pool 10,000 tokens, prefill cap 3,072 tokens per round, "
             "<= 1,000 running, admission retried after 10 decode steps, future-peak rule "
             "(admission/slora.py). Independent check: the artifact's published runs of a real "
@@ -131,6 +139,7 @@ PROFILES: dict[str, Profile] = {
         max_num_batched_tokens=3072,
         chunked_prefill=False,
         admission="slora",
+        c_adapter_s=A10G_ADAPTER_S,
     ),
     "a100-llama2-7b": Profile(
         name="a100-llama2-7b",
