@@ -280,10 +280,8 @@ def test_each_distinct_tenant_in_a_step_adds_the_adapter_cost(admission: str) ->
     for tenants in (1, 4):
         workload = make_workload([(f"c{i % tenants}", 0.0, 64, 20) for i in range(4)])
         steps = pd.DataFrame(SimEngine(profile).run(workload, make_policy("vtc", {}, None)).steps)
-        model = [
-            profile.step_time_s(p, n, c)
-            for p, n, c in zip(steps["prefill_tokens"], steps["decode_seqs"], steps["context_tokens"], strict=True)
-        ]
+        shapes = zip(steps["prefill_tokens"], steps["decode_seqs"], steps["context_tokens"], strict=True)
+        model = [profile.step_time_s(p, n, c) for p, n, c in shapes]
         extras[tenants] = (steps["step_time_s"] - np.array(model)).to_numpy()
     assert extras[1] == pytest.approx(np.full(len(extras[1]), 1e-3))
     assert extras[4] == pytest.approx(np.full(len(extras[4]), 4e-3))
