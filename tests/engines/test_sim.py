@@ -74,9 +74,10 @@ def test_deterministic_under_seed() -> None:
 
 def test_overload_reproduces_vtc_paper_shape() -> None:
     """VTC paper, A10G: VTC ≈ 677/675 tokens/s per client; FCFS ≈ 438/876 (1:2). The profile's
-    one fitted constant (A10G_EFFICIENCY) was fitted on VTC's total here, so the total must stay
-    within 3 % of the published 1,352 (the datasheet alone gave 1,596, +18 %); FCFS's split and
-    total were not fitted (published 1,314)."""
+    efficiency (A10G_EFFICIENCY) was fitted on VTC's total here (its per-adapter cost on VTC's
+    published real trace), so the total must stay within 3 % of the published 1,352 (the
+    datasheet alone gave 1,596, +18 %); FCFS's split and total were not fitted (published 1,314;
+    simulated 1,332)."""
     workload, _ = build_workload(WorkloadSpec(source="overload"))
     end = workload.duration_s
     fcfs = _service_rates(_run(workload, "fcfs", get_profile("a10g-llama2-7b"))[0], end)
