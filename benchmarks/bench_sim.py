@@ -14,6 +14,7 @@ arrivals / wall), prefix caching off, and the cost with it on.
 from __future__ import annotations
 
 import argparse
+import compileall
 import shutil
 import statistics
 import subprocess
@@ -23,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+import equinox_cli
 from equinox_cli.core.types import ClientStepService, Progress, Request
 from equinox_cli.engines.sim.engine import SimEngine
 from equinox_cli.engines.sim.profiles import get_profile
@@ -62,10 +64,6 @@ def decision_cost(policy_name: str, clients: int = 1000, waiting: int = 10_000) 
 def compile_package() -> None:
     """Bytecode for the package, as `pip install` writes it: with PYTHONDONTWRITEBYTECODE set (this
     workplace sets it) an editable checkout would otherwise recompile ~100 modules every run."""
-    import compileall
-
-    import equinox_cli
-
     compileall.compile_dir(str(Path(equinox_cli.__file__).parent), quiet=1)
 
 

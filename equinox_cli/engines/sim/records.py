@@ -17,9 +17,11 @@ STEP_COLUMNS = ENGINE_STEP_COLUMNS
 _TEXT = frozenset({"request_id", "client_id", "status"})  # kept as lists of str
 # the integer columns; every other numeric one is float64, None becoming NaN (as pandas would)
 _INTEGER = frozenset(
-    {"step", "prefill_tokens", "decode_seqs", "context_tokens", "running", "waiting", "kv_used_blocks"}
-    | {"kv_total_blocks", "preempted", "prompt_tokens", "output_tokens", "max_tokens", "preemptions"}
-    | {"cached_tokens"}
+    {
+        *("step", "prefill_tokens", "decode_seqs", "context_tokens", "running", "waiting"),
+        *("kv_used_blocks", "kv_total_blocks", "preempted"),
+        *("prompt_tokens", "output_tokens", "max_tokens", "preemptions", "cached_tokens"),
+    }
 )
 
 
