@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import compileall
+import os
 import shutil
 import statistics
 import subprocess
@@ -67,9 +68,13 @@ def compile_package() -> None:
     compileall.compile_dir(str(Path(equinox_cli.__file__).parent), quiet=1)
 
 
-def whole_process(runs: int = 5, extra: tuple[str, ...] = ()) -> float:
-    """Median wall seconds of `equinox replay` on the 36,000-request list, report written."""
+def whole_process(runs: int = 5, extra: tuple[str, ...] = (), pure: bool = False) -> float:
+    """Median wall seconds of `equinox replay` on the 36,000-request list, report written;
+    `pure`: with the step loop as plain Python (EQUINOX_PURE_PYTHON, equinox_cli/native.py)."""
     compile_package()
+    env = {k: v for k, v in os.environ.items() if k != "EQUINOX_PURE_PYTHON"}
+    if pure:
+        env["EQUINOX_PURE_PYTHON"] = "1"
     walls = []
     for _ in range(runs):
         out = Path(tempfile.mkdtemp()) / "run"
@@ -79,6 +84,7 @@ def whole_process(runs: int = 5, extra: tuple[str, ...] = ()) -> float:
             [*command, "--policy", "vtc", "--out", str(out), "--json", *extra],
             check=True,
             capture_output=True,
+            env=env,
         )
         walls.append(time.perf_counter() - start)
         shutil.rmtree(out.parent)
@@ -92,8 +98,11 @@ def main() -> None:
     args = parser.parse_args()
     if args.whole:
         print("== whole `equinox replay` process, 36,000 requests over 3,600 s (a100, vtc), median of 5 ==")
-        for label, extra in (("prefix caching off", ("-E", "prefix_caching=false")), ("default (on)", ())):
-            wall = whole_process(extra=extra)
+        print(f"step loop compiled (mypyc, equinox_cli/native.py): {'yes' if equinox_cli.NATIVE else 'NO'}")
+        off = ("-E", "prefix_caching=false")
+        runs = (("prefix caching off", off, False), ("default (on)", (), False))
+        for label, extra, pure in (*runs, ("off, plain Python", off, True)):
+            wall = whole_process(extra=extra, pure=pure)
             print(f"{label:20s} wall {wall:5.2f} s  speed {3600 / wall:6.0f}x real time")
         return
     hour = 600.0 if args.quick else 3600.0
