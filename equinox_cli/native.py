@@ -22,8 +22,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import ModuleType
 
-# the modules compiled together (paths relative to the repository root; policies stay plain
-# Python so that they can be subclassed)
+# the modules compiled together (paths relative to the repository root): the step loop and the
+# policies it calls every step. Compiled classes cannot be subclassed by plain Python ones: wrap
+# a policy (see tests/engines/test_sim_admission.py) instead of subclassing it
 MODULES = (
     "equinox_cli/engines/sim/admission/__init__.py",
     "equinox_cli/engines/sim/admission/base.py",
@@ -35,7 +36,12 @@ MODULES = (
     "equinox_cli/engines/sim/kv.py",
     "equinox_cli/engines/sim/profiles.py",
     "equinox_cli/engines/sim/records.py",
+    "equinox_cli/policies/counter_base.py",
+    "equinox_cli/policies/equinox.py",
+    "equinox_cli/policies/fcfs.py",
+    "equinox_cli/policies/gpu_time.py",
     "equinox_cli/policies/queues.py",
+    "equinox_cli/policies/vtc.py",
 )
 STAMP = "equinox_cli/_native_stamp.py"  # written by setup.py, compiled with the group
 GROUP = "equinox_cli.native_group"  # mypyc's shared library: equinox_cli/native_group__mypyc*.so

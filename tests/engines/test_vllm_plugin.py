@@ -6,7 +6,7 @@ the suite in the environment that `.ci/vllm-venv` makes (CI does).
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -250,15 +250,32 @@ def test_the_kv_gate_admits_against_predicted_need_under_any_policy(model: Path,
     assert counts["equinox+gate"][0] == counts["fcfs+gate"][0] == counts["vtc+gate"][0] == 0
 
 
+class _Tap:
+    """Forwards to a policy and shows each call of one method to `tap` first (the compiled
+    policies cannot be patched: equinox_cli/native.py)."""
+
+    def __init__(self, policy: Any, method: str, tap: Callable[[Any], object]) -> None:
+        self.policy, self.method, self.tap = policy, method, tap
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self.policy, name)
+        if name != self.method:
+            return attr
+
+        def tapped(arg: Any) -> Any:
+            self.tap(arg)
+            return attr(arg)
+
+        return tapped
+
+
 def test_the_policy_sees_each_finished_requests_first_token_time(model: Path, policy_env: Any) -> None:
     """Equinox's latency term reads the measured TTFT and TPOT at finish: the plug-in must pass the
     first token's time (on the queue's clock), with or without the engine log."""
     policy_env("equinox")
     scheduler = build_scheduler(EquinoxScheduler, model, SMALL)
     seen: list[Any] = []
-    policy = scheduler.equinox_policy
-    original = policy.on_finish
-    policy.on_finish = lambda completion: (seen.append(completion), original(completion))  # type: ignore[method-assign]
+    scheduler.equinox_policy = _Tap(scheduler.equinox_policy, "on_finish", seen.append)
     heavy, _ = _light_and_heavy()
     for request in heavy[:6]:
         scheduler.add_request(request)
@@ -275,9 +292,7 @@ def test_each_step_tells_the_policy_the_engines_load(model: Path, policy_env: An
     policy_env("equinox")
     scheduler = build_scheduler(EquinoxScheduler, model, SMALL)
     loads: list[Any] = []
-    policy = scheduler.equinox_policy
-    original = policy.on_progress
-    policy.on_progress = lambda progress: (loads.append(progress.load), original(progress))  # type: ignore[method-assign]
+    scheduler.equinox_policy = _Tap(scheduler.equinox_policy, "on_progress", lambda p: loads.append(p.load))
     heavy, _ = _light_and_heavy()
     for request in heavy[:10]:
         scheduler.add_request(request)
