@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from equinox_cli import __version__, api
+from equinox_cli import NATIVE, __version__, api
 from equinox_cli.api import (
     DEFAULT_MAX_TOKENS,
     DEFAULT_PROFILE,
@@ -310,8 +310,8 @@ def traces_convert(
 
 @app.command(epilog="Example: equinox version")
 def version() -> None:
-    """Print the version."""
-    out_console.print(__version__)
+    """Print the version, and whether the simulator's step loop runs compiled (mypyc)."""
+    out_console.print(f"{__version__} (simulator: {'compiled' if NATIVE else 'plain Python'})")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -10,6 +10,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+import equinox_cli
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -262,3 +264,17 @@ def test_help_is_generated_from_the_registries() -> None:
         assert summary, name
         first = " ".join(summary.split()[:3])
         assert f"{name} ({first}" in text or f"{name}: {first}" in text, name
+
+
+@pytest.mark.parametrize("pure", [False, True])
+def test_version_says_whether_the_simulator_runs_compiled(
+    pure: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("EQUINOX_PURE_PYTHON", raising=False)
+    if pure:
+        monkeypatch.setenv("EQUINOX_PURE_PYTHON", "1")
+    proc = _equinox("version")
+    compiled = equinox_cli.NATIVE and not pure  # CI's install compiles it
+    expected = "compiled" if compiled else "plain Python"
+    assert proc.returncode == 0
+    assert proc.stdout.strip() == f"{equinox_cli.__version__} (simulator: {expected})"
