@@ -8,7 +8,9 @@ Targets (issue 2): simulated/wall ≥ 300× on one core; a scheduling decision w
 10,000 waiting requests < 20 µs; wall time linear in the number of requests. Issue 11: the whole
 `equinox replay` process (imports, workload, simulation, metrics, Parquet) on the 36,000-request
 list (ShareGPT-like, Poisson 10 req/s for 3,600 s, a100, VTC) ≥ 1,000× real time (3,600 s of
-arrivals / wall), prefix caching off, and the cost with it on.
+arrivals / wall), prefix caching off, and the cost with it on. Every figure is for the build that
+runs: the step loop compiled by `pip install` (mypyc, equinox_cli/native.py) or plain Python
+(EQUINOX_PURE_PYTHON=1); `--whole` times both in one run.
 """
 
 from __future__ import annotations
@@ -106,6 +108,7 @@ def main() -> None:
             print(f"{label:20s} wall {wall:5.2f} s  speed {3600 / wall:6.0f}x real time")
         return
     hour = 600.0 if args.quick else 3600.0
+    print(f"step loop compiled (mypyc, equinox_cli/native.py): {'yes' if equinox_cli.NATIVE else 'NO'}")
     print(f"== simulated / wall time, ShareGPT-like 10 req/s for {hour:.0f} s (a100-llama2-7b) ==")
     for policy in ("vtc", "equinox"):
         n, simulated, wall = sim_speed(hour, policy)
