@@ -2,6 +2,7 @@
 
   python benchmarks/bench_slora_published.py fit VTC/all_results_real.jsonl  # the two fitted constants
   python benchmarks/bench_slora_published.py check FILE...  # predict published runs, e.g. the real trace
+  python benchmarks/bench_slora_published.py check --scatter 0.2 --seeds 5 FILE...  # with step-time scatter
 
 `fit` sets two constants, each on data the checks below do not use:
 - the efficiency, the fraction of the A10G datasheet's bandwidth and compute that the engine
@@ -31,6 +32,7 @@ from __future__ import annotations
 import argparse
 import functools
 import json
+import math
 import statistics
 from dataclasses import replace
 from pathlib import Path
@@ -165,10 +167,14 @@ def published_requests(responses: list[dict[str, object]]) -> pd.DataFrame:
     )
 
 
-def check(paths: list[Path]) -> None:
-    profile = get_profile("a10g-llama2-7b")
+def check(paths: list[Path], scatter: float = 0.0, seeds: int = 1) -> None:
+    """Published vs simulated for each file; with `scatter` > 0, every step time is multiplied by
+    a lognormal residual of mean 1 and log-sd `scatter` (not fitted: the published runs have no
+    step times), and each row gives the range of the error over `seeds` seeds."""
+    profile = with_scatter(get_profile("a10g-llama2-7b"), scatter)
     print(
-        f"a10g-llama2-7b (efficiency {A10G_EFFICIENCY}, {profile.c_adapter_s * 1e3:.3f} ms per adapter), "
+        f"a10g-llama2-7b (efficiency {A10G_EFFICIENCY}, {profile.c_adapter_s * 1e3:.3f} ms per adapter"
+        f"{f', step-time scatter {scatter}, seeds 0-{seeds - 1}' if scatter else ''}), "
         "S-LoRA admission; error = sim/published - 1"
     )
     for path in paths:
@@ -177,23 +183,44 @@ def check(paths: list[Path]) -> None:
             raise SystemExit(f"{path}: expected under a VTC, FCFS or LCF folder (fair_bench/POLICY/...)")
         label = f"{policy} {path.stem.removeprefix('all_results_')}"
         result, responses = read_responses(path)
-        run = SimEngine(profile).run(
-            published_workload(responses), make_policy(policy, {}, MovingAveragePredictor())
-        )
-        sim = pd.DataFrame(run.requests)
-        sim["e2e_s"] = sim["finish_s"] - sim["arrival_s"]
-        sim["ttft_s"] = sim["first_token_s"] - sim["arrival_s"]
-        rows = {
-            "throughput (req/s)": (len(responses) / result["total_time"], len(sim) / sim["finish_s"].max()),  # type: ignore[operator]
-            # the artifact's avg_latency is the mean request latency (its avg_first_token_latency
-            # repeats the same figure, so TTFT comes from the per-request rows)
-            "E2E mean (s)": (float(result["avg_latency"]), float(sim["e2e_s"].mean())),  # type: ignore[arg-type]
-        }
-        if all("first_token_latency" in r and "request_latency" in r for r in responses):
-            rows.update(per_request_rows(responses, sim))
-        for name, (real, simulated) in rows.items():
-            error = simulated / real - 1
-            print(f"{label:16s} {name:26s} published {real:9.3f}  simulated {simulated:9.3f}  {error:+7.1%}")
+        runs = [check_rows(profile, policy, result, responses, seed) for seed in range(seeds)]
+        for name, (real, simulated) in runs[0].items():
+            head = f"{label:16s} {name:26s} published {real:9.3f}"
+            if len(runs) == 1:
+                print(f"{head}  simulated {simulated:9.3f}  {simulated / real - 1:+7.1%}")
+                continue
+            errors = [run[name][1] / real - 1 for run in runs]
+            print(f"{head}  error over seeds {min(errors):+7.1%} to {max(errors):+7.1%}")
+
+
+def with_scatter(profile: Profile, scatter: float) -> Profile:
+    """The profile with 64 lognormal step-time residuals (mean 1, log-sd `scatter`); 0: none."""
+    if scatter <= 0:
+        return profile
+    normal = statistics.NormalDist()
+    residuals = tuple(math.exp(scatter * normal.inv_cdf((k + 0.5) / 64) - scatter**2 / 2) for k in range(64))
+    return replace(profile, step_residuals=residuals, step_noise=True)
+
+
+def check_rows(
+    profile: Profile, policy: str, result: dict[str, object], responses: list[dict[str, object]], seed: int
+) -> dict[str, tuple[float, float]]:
+    """(published, simulated) per metric for one seed."""
+    run = SimEngine(profile, seed=seed).run(
+        published_workload(responses), make_policy(policy, {}, MovingAveragePredictor())
+    )
+    sim = pd.DataFrame(run.requests)
+    sim["e2e_s"] = sim["finish_s"] - sim["arrival_s"]
+    sim["ttft_s"] = sim["first_token_s"] - sim["arrival_s"]
+    rows = {
+        "throughput (req/s)": (len(responses) / result["total_time"], len(sim) / sim["finish_s"].max()),  # type: ignore[operator]
+        # the artifact's avg_latency is the mean request latency (its avg_first_token_latency
+        # repeats the same figure, so TTFT comes from the per-request rows)
+        "E2E mean (s)": (float(result["avg_latency"]), float(sim["e2e_s"].mean())),  # type: ignore[arg-type]
+    }
+    if all("first_token_latency" in r and "request_latency" in r for r in responses):
+        rows.update(per_request_rows(responses, sim))
+    return rows
 
 
 def per_request_rows(responses: list[dict[str, object]], sim: pd.DataFrame) -> dict[str, tuple[float, float]]:
@@ -226,6 +253,8 @@ def main() -> None:
     fitter.add_argument("vtc_file", type=Path, help="fair_bench/VTC/all_results_real.jsonl")
     checker = sub.add_parser("check")
     checker.add_argument("files", type=Path, nargs="+")
+    checker.add_argument("--scatter", type=float, default=0.0, help="log-sd of step-time residuals (0: none)")
+    checker.add_argument("--seeds", type=int, default=1, help="seeds to run with --scatter (ranges printed)")
     args = parser.parse_args()
     if args.command == "fit":
         efficiency, adapter_s = fit(args.vtc_file)
@@ -235,7 +264,7 @@ def main() -> None:
             f"(the profile uses {A10G_EFFICIENCY} and {profile.c_adapter_s * 1e3:.4f} ms)"
         )
     else:
-        check(args.files)
+        check(args.files, args.scatter, args.seeds if args.scatter > 0 else 1)
 
 
 if __name__ == "__main__":
