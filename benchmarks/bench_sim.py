@@ -98,9 +98,9 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--whole", action="store_true")
     args = parser.parse_args()
+    print(f"step loop compiled (mypyc, equinox_cli/native.py): {'yes' if equinox_cli.NATIVE else 'NO'}")
     if args.whole:
         print("== whole `equinox replay` process, 36,000 requests over 3,600 s (a100, vtc), median of 5 ==")
-        print(f"step loop compiled (mypyc, equinox_cli/native.py): {'yes' if equinox_cli.NATIVE else 'NO'}")
         off = ("-E", "prefix_caching=false")
         runs = (("prefix caching off", off, False), ("default (on)", (), False))
         for label, extra, pure in (*runs, ("off, plain Python", off, True)):
@@ -108,7 +108,6 @@ def main() -> None:
             print(f"{label:20s} wall {wall:5.2f} s  speed {3600 / wall:6.0f}x real time")
         return
     hour = 600.0 if args.quick else 3600.0
-    print(f"step loop compiled (mypyc, equinox_cli/native.py): {'yes' if equinox_cli.NATIVE else 'NO'}")
     print(f"== simulated / wall time, ShareGPT-like 10 req/s for {hour:.0f} s (a100-llama2-7b) ==")
     for policy in ("vtc", "equinox"):
         n, simulated, wall = sim_speed(hour, policy)
