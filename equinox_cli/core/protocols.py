@@ -85,6 +85,12 @@ class Predictor(OutputPredictor, Protocol):
     (predict_output_tokens, cheap); latency needs the engine's load, which a policy learns from
     `Progress.load`; a step's time and utilisation are what the GPU-time counter prices with."""
 
+    @property
+    def forecasts_latency(self) -> bool:
+        """False when forecast() never carries latency (ttft_s and e2e_s always None): a policy
+        may then skip calling it on the scheduling path."""
+        ...
+
     def forecast(self, request: Request, load: EngineState) -> RequestForecast: ...
 
     def predict_step(

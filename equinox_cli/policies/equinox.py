@@ -109,6 +109,7 @@ class EquinoxPolicy(CounterPolicy):
         self.params = params or EquinoxParams()
         super().__init__(ranked=self.params.order == "sjf")
         self._predictor = predictor
+        self._forecasts_latency = predictor.forecasts_latency
         self.gpu = GpuTimeModel(prior=prior_from_predictor(predictor))
         self._load = EngineState(0, 0, 0.0)  # the engine's load at the last step (Progress.load)
         self._ufc: dict[str, float] = {}
@@ -147,7 +148,8 @@ class EquinoxPolicy(CounterPolicy):
             table.setdefault(client, 0.0)
         self._predictor.prepare(request)  # text features at arrival, not in the admission path
         queued = super().on_arrival(request, now_s)
-        if self.params.latency_tokens > 0:  # Λ = 0: the latency term moves nothing
+        # Λ = 0: the latency term moves nothing; no latency experts: nothing to observe
+        if self.params.latency_tokens > 0 and self._forecasts_latency:
             self._observe_forecast(request)
         return queued
 

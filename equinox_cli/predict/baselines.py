@@ -19,6 +19,11 @@ from equinox_cli.core.types import EngineState, Request
 class OutputOnly:
     """The Predictor methods of a predictor that knows output lengths only."""
 
+    @property
+    def forecasts_latency(self) -> bool:
+        # a subclass that overrides forecast() may carry latency: it is then asked every time
+        return type(self).forecast is not OutputOnly.forecast
+
     def predict_output_tokens(self, request: Request) -> float:
         raise NotImplementedError
 
@@ -38,6 +43,7 @@ class MovingAveragePredictor(OutputOnly):
         self.window = window
         self.prior_tokens = prior_tokens
         self._history: dict[str, deque[int]] = {}
+        self._window_sum: dict[str, int] = {}  # Σ of each client's window, kept as it slides
         self._sum = 0
         self._count = 0
 
@@ -47,7 +53,7 @@ class MovingAveragePredictor(OutputOnly):
     def predict_output_tokens(self, request: Request) -> float:
         history = self._history.get(request.client_id)
         if history:
-            guess = sum(history) / len(history)
+            guess = self._window_sum[request.client_id] / len(history)
         elif self._count:
             guess = self._sum / self._count
         else:
@@ -55,8 +61,13 @@ class MovingAveragePredictor(OutputOnly):
         return float(min(guess, request.max_tokens))
 
     def observe(self, request: Request, output_tokens: int) -> None:
-        history = self._history.setdefault(request.client_id, deque(maxlen=self.window))
+        client = request.client_id
+        history = self._history.get(client)
+        if history is None:
+            history = self._history[client] = deque(maxlen=self.window)
+        dropped = history[0] if len(history) == self.window else 0
         history.append(output_tokens)
+        self._window_sum[client] = self._window_sum.get(client, 0) + output_tokens - dropped
         self._sum += output_tokens
         self._count += 1
 

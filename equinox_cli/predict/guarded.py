@@ -43,6 +43,10 @@ class GuardedPredictor:
             return 1.0
         return self.error[1] / total
 
+    @property
+    def forecasts_latency(self) -> bool:
+        return self.primary.forecasts_latency
+
     def prepare(self, request: Request) -> None:
         self.primary.prepare(request)
         self.fallback.prepare(request)

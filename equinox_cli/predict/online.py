@@ -63,6 +63,10 @@ class ArtifactPredictor:
     def predict_output_tokens(self, request: Request) -> float:
         return float(self.predict_batch((request,))[0])
 
+    @property
+    def forecasts_latency(self) -> bool:
+        return "ttft_s" in self._others
+
     def forecast(self, request: Request, load: EngineState) -> RequestForecast:
         row = np.array([[*self._row(request), *load]], dtype=np.float64)
         x = row[:, : len(self._model.spec.features)]

@@ -308,7 +308,7 @@ def test_a_forecast_latency_moves_its_client_at_arrival_before_anything_runs() -
         policy = make_policy("equinox", params, predictor)
         policy.on_arrival(make_request("r0", "a"), 0.0)
         policy.on_arrival(make_request("r1", "z"), 0.0)
-        if latency_tokens != "0" and isinstance(predictor, _Experts):
+        if latency_tokens != "0" and type(predictor) is _Experts:
             badness = policy.latency_badness()  # type: ignore[attr-defined]
             assert badness["z"] == pytest.approx(1 - 2 / 8) and badness["a"] == 0
         picked = policy.pick_next(0.0)
@@ -318,3 +318,13 @@ def test_a_forecast_latency_moves_its_client_at_arrival_before_anything_runs() -
     assert first_served(_Experts(forecasts), "100") == "z"
     assert first_served(_Experts(forecasts), "0") == "a"
     assert first_served(MovingAveragePredictor(), "100") == "a"
+    assert first_served(_Silent(forecasts), "100") == "a"  # says it has no latency: never asked
+
+
+class _Silent(_Experts):
+    """Forecasts latency but says it does not (`forecasts_latency`): Equinox must not ask it."""
+
+    forecasts_latency = False
+
+    def forecast(self, request: Request, load: EngineState) -> RequestForecast:
+        raise AssertionError("forecast() called although forecasts_latency is False")
