@@ -23,7 +23,7 @@ import numpy as np
 
 from equinox_cli import api
 from equinox_cli.core.types import Request
-from equinox_cli.predict.train import TrainConfig
+from equinox_cli.predict.config import TrainConfig
 from equinox_cli.workload.build import WorkloadSpec
 
 ARENA = (

@@ -21,9 +21,10 @@ import numpy as np
 from equinox_cli import api
 from equinox_cli.core.types import Request
 from equinox_cli.predict.artifact import load_artifact
+from equinox_cli.predict.config import TrainConfig
 from equinox_cli.predict.dataset import load_collected
 from equinox_cli.predict.online import ArtifactPredictor
-from equinox_cli.predict.train import TrainConfig, train_mope
+from equinox_cli.predict.train import train_mope
 from equinox_cli.workload.build import WorkloadSpec, build_workload
 
 ARENA = (

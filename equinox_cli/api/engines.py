@@ -20,7 +20,7 @@ from equinox_cli.core.types import PolicySpec, RunResult, Workload
 from equinox_cli.engines.sim.engine import SimEngine
 from equinox_cli.engines.sim.profiles import Profile
 from equinox_cli.predict.registry import predictor_from_spec
-from equinox_cli.workload.build import WorkloadSpec
+from equinox_cli.workload.spec import WorkloadSpec
 
 if TYPE_CHECKING:  # the live engines import aiohttp (~0.1 s): only a live run loads them
     from equinox_cli.engines.vllm.managed import ManagedServer

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from equinox_cli.core.errors import UserInputError
 from equinox_cli.core.protocols import Policy, Predictor
@@ -12,9 +13,11 @@ from equinox_cli.core.slo import SloSet
 from equinox_cli.core.types import Workload
 from equinox_cli.policies import NEEDS_PREDICTOR, POLICY_NAMES, make_policy
 from equinox_cli.policies.equinox import EquinoxPolicy
-from equinox_cli.predict.artifact import Artifact
 from equinox_cli.predict.baselines import MovingAveragePredictor
 from equinox_cli.predict.registry import predictor_from_spec
+
+if TYPE_CHECKING:
+    from equinox_cli.predict.artifact import Artifact
 
 
 def split_key_values(pairs: Sequence[str], flag: str) -> list[tuple[str, str]]:

@@ -10,9 +10,10 @@ from pathlib import Path
 
 from equinox_cli.api.runs import check_out, versions
 from equinox_cli.predict.artifact import save_artifact
+from equinox_cli.predict.config import TrainConfig
 from equinox_cli.predict.dataset import load_collected
 from equinox_cli.predict.evaluate import mae_ratio
-from equinox_cli.predict.train import TrainConfig, TrainResult, train_mope
+from equinox_cli.predict.train import TrainResult, train_mope
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import math
 import numbers
+from typing import TYPE_CHECKING
 
-import pandas as pd
 from rich.table import Table
+
+if TYPE_CHECKING:  # the tables take frames; the CLI's help must not wait for pandas
+    import pandas as pd
 
 COMPARISON_ROWS = (
     ("throughput (output tok/s)", "output_tokens_per_s", "{:.0f}"),

@@ -4,7 +4,8 @@ MovingAveragePredictor is VTC's per-client moving average (window 5): the mean o
 5 finished output lengths; a client with no history gets the mean over all finished requests, and
 before anything finished, `prior_tokens` (capped by the request's max_tokens).
 OraclePredictor returns the true output length (an upper bound for experiments).
-Neither has a latency or step model (OutputOnly): their forecasts carry the output alone.
+NoPredictor knows nothing (0 tokens: the ablation's 'none' row).
+None has a latency or step model (OutputOnly): their forecasts carry the output alone.
 """
 
 from __future__ import annotations
@@ -83,6 +84,21 @@ class OraclePredictor(OutputOnly):
 
     def predict_output_tokens(self, request: Request) -> float:
         return float(self._truth[request.request_id])
+
+    def observe(self, request: Request, output_tokens: int) -> None:
+        return None
+
+
+class NoPredictor(OutputOnly):
+    """The 'none' row of the ablation: nothing is known in advance (predicts 0 output tokens)."""
+
+    name = "none"
+
+    def prepare(self, request: Request) -> None:
+        return None
+
+    def predict_output_tokens(self, request: Request) -> float:
+        return 0.0
 
     def observe(self, request: Request, output_tokens: int) -> None:
         return None

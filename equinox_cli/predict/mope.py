@@ -18,12 +18,13 @@ baseline is the pooled model: same learner, same features, no routing.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 import numpy as np
 
+from equinox_cli.predict.config import FitConfig
 from equinox_cli.predict.features import LATENCY_FEATURES, OUTPUT_FEATURES, STEP_FEATURES
-from equinox_cli.predict.trees import TreeEnsemble, TreeParams, fit_trees, fuse
+from equinox_cli.predict.trees import TreeEnsemble, fit_trees, fuse
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,17 +112,6 @@ class TargetModel:
         offset = self.spec.log_offset
         out = np.exp(raw) - offset if offset is not None else raw
         return np.maximum(out, 0.0)
-
-
-EXPERT_TREES = TreeParams(max_iter=30, learning_rate=0.05, min_samples_leaf=50)
-
-
-@dataclass(frozen=True, slots=True)
-class FitConfig:
-    seed: int = 42
-    min_expert_rows: int = 200
-    trees: TreeParams = field(default_factory=TreeParams)
-    expert_trees: TreeParams = EXPERT_TREES
 
 
 def _transform(y: np.ndarray, spec: TargetSpec) -> np.ndarray:

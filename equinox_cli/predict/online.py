@@ -18,7 +18,6 @@ import numpy as np
 from equinox_cli.core.protocols import RequestForecast, StepForecast
 from equinox_cli.core.types import EngineState, Request
 from equinox_cli.predict.artifact import Artifact
-from equinox_cli.predict.baselines import OutputOnly
 from equinox_cli.predict.features import ClientHistory, text_features
 from equinox_cli.predict.mope import TargetModel
 
@@ -101,18 +100,3 @@ def _one(model: TargetModel | None, row: np.ndarray) -> float | None:
     x = row[:, : len(model.spec.features)]
     route = x[:, list(model.spec.features).index(model.router.column)] if model.router else x[:, 0]
     return float(model.predict(x, route)[0])
-
-
-class NoPredictor(OutputOnly):
-    """The 'none' row of the ablation: nothing is known in advance (predicts 0 output tokens)."""
-
-    name = "none"
-
-    def prepare(self, request: Request) -> None:
-        return None
-
-    def predict_output_tokens(self, request: Request) -> float:
-        return 0.0
-
-    def observe(self, request: Request, output_tokens: int) -> None:
-        return None

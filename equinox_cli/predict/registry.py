@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from equinox_cli.core.errors import UserInputError
 from equinox_cli.core.protocols import Predictor
-from equinox_cli.predict.artifact import Artifact, load_artifact
-from equinox_cli.predict.baselines import MovingAveragePredictor, OraclePredictor
+from equinox_cli.predict.baselines import MovingAveragePredictor, NoPredictor, OraclePredictor
 from equinox_cli.predict.guarded import GuardedPredictor
-from equinox_cli.predict.online import ArtifactPredictor, NoPredictor
+
+if TYPE_CHECKING:  # artifacts need pandas and the trees: imported when one is loaded
+    from equinox_cli.predict.artifact import Artifact
 
 PREDICTOR_NAMES = ("moving-average", "oracle", "none")
 
@@ -37,6 +39,9 @@ def predictor_from_spec(spec: str, truth: Mapping[str, int] | None, cache: dict[
             f"--predictor {spec!r}: no such artifact folder; valid: {', '.join(PREDICTOR_NAMES)}, "
             "PATH, mope:PATH, single:PATH, mope-only:PATH"
         )
+    from equinox_cli.predict.artifact import load_artifact
+    from equinox_cli.predict.online import ArtifactPredictor
+
     if path not in cache:
         cache[path] = load_artifact(path)
     if kind == "mope":

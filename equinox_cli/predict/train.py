@@ -3,28 +3,21 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
 from equinox_cli.core.errors import UserInputError
+from equinox_cli.predict.config import TrainConfig
 from equinox_cli.predict.dataset import Collected
 from equinox_cli.predict.evaluate import SPLITS, metrics_rows, split_masks
 from equinox_cli.predict.features import request_feature_frame, step_feature_frame
-from equinox_cli.predict.mope import TARGETS, FitConfig, TargetModel, TargetSpec, fit_target
+from equinox_cli.predict.mope import TARGETS, TargetModel, TargetSpec, fit_target
 from equinox_cli.predict.step_model import StepFit, fit_step_time
 
 REQUEST_TARGETS = tuple(name for name, spec in TARGETS.items() if spec.table == "requests")
 STEP_TARGETS = tuple(name for name, spec in TARGETS.items() if spec.table == "steps")
-
-
-@dataclass(frozen=True, slots=True)
-class TrainConfig:
-    fit: FitConfig = field(default_factory=FitConfig)
-    min_rows: int = 200
-    max_step_rows: int = 50_000
-    test_fraction: float = 0.2
 
 
 @dataclass(frozen=True)

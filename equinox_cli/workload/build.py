@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +11,7 @@ import pandas as pd
 from equinox_cli.core.checks import MAX_SEED, check_number
 from equinox_cli.core.errors import UserInputError, unknown_name
 from equinox_cli.core.types import Workload
-from equinox_cli.workload.limits import DEFAULT_MAX_TOKENS, MAX_ARRIVAL_S, MAX_TOKENS
+from equinox_cli.workload.limits import MAX_ARRIVAL_S, MAX_TOKENS
 from equinox_cli.workload.readers import FORMATS, READERS, ReadOptions
 from equinox_cli.workload.readers.raw import RawTrace
 from equinox_cli.workload.schema import (
@@ -22,27 +21,11 @@ from equinox_cli.workload.schema import (
     reject_unknown_columns,
     validate_frame,
 )
+from equinox_cli.workload.spec import WorkloadSpec
 from equinox_cli.workload.suites import FORCED_LENGTH_SUITES, SUITES
 from equinox_cli.workload.tenants import TenantRule, assign_clients, parse_tenant_rule
 
 DEFAULT_WORKLOAD = "default"
-
-
-@dataclass(frozen=True, slots=True)
-class WorkloadSpec:
-    """How to build a workload. `source` is a path, a suite name or None (the default suite)."""
-
-    source: str | None = None
-    format: str | None = None
-    tenants: str | None = None
-    seed: int = 42
-    rate_rps: float = 5.0  # Poisson arrival rate for sources without times (ShareGPT, LMSYS)
-    time_scale: float = 1.0  # >1 compresses the trace's time axis (more load)
-    duration_s: float | None = None
-    limit: int | None = None
-    start_s: float = 0.0  # ServeGen: window start; other traces: drop earlier arrivals, shift to 0
-    tokenizer: Path | None = None
-    max_tokens: int = DEFAULT_MAX_TOKENS  # the client's cap where the trace has none
 
 
 def detect_format(path: Path) -> str:

@@ -7,12 +7,14 @@ of the VTC suites follow VTC's artifact (Sheng et al., OSDI'24) as summarised in
 from __future__ import annotations
 
 from collections.abc import Callable
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from equinox_cli.workload.synthetic import ClientSpec, Lengths, generate, generate_shared_poisson
 
-Suite = Callable[[int, float | None], pd.DataFrame]
+if TYPE_CHECKING:  # frames are made when a suite is built; its name and summary need no pandas
+    import pandas as pd
+
+Suite = Callable[[int, "float | None"], "pd.DataFrame"]
 
 L256 = Lengths(256)
 

@@ -10,9 +10,12 @@ A client may be on/off (on during [2kP, (2k+1)P), off during the next P seconds)
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
+
+if TYPE_CHECKING:  # imported where frames are made: the suites' names and summaries need no pandas
+    import pandas as pd
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +110,8 @@ def generate_shared_poisson(specs: list[ClientSpec], duration_s: float, seed: in
 
 
 def _rows(rng: np.random.Generator, spec: ClientSpec, times: np.ndarray) -> pd.DataFrame:
+    import pandas as pd
+
     n = len(times)
     return pd.DataFrame(
         {
@@ -120,6 +125,8 @@ def _rows(rng: np.random.Generator, spec: ClientSpec, times: np.ndarray) -> pd.D
 
 
 def _canonical(frames: list[pd.DataFrame]) -> pd.DataFrame:
+    import pandas as pd
+
     frame = pd.concat(frames, ignore_index=True).sort_values(["arrival_s", "client_id"], kind="stable")
     frame = frame.reset_index(drop=True)
     frame.insert(0, "request_id", [f"r{i}" for i in range(len(frame))])

@@ -146,6 +146,20 @@ def test_importing_the_package_stays_light() -> None:
     assert proc.stdout.strip() == "[]"
 
 
+def test_the_cli_shows_help_without_loading_the_data_stack() -> None:
+    """`equinox --help` and option errors build the whole app: it must not wait for pandas,
+    pyarrow or scikit-learn (~0.5 s); a command loads them when it runs, and api names still
+    resolve to the functions, also after their modules were imported directly."""
+    code = (
+        "import sys, equinox_cli.cli.app; "
+        "print([m for m in ('pandas', 'pyarrow', 'sklearn', 'aiohttp') if m in sys.modules]); "
+        "import equinox_cli.api.replay, equinox_cli.api.report; from equinox_cli import api; "
+        "print(callable(api.replay), callable(api.report), 'pandas' in sys.modules)"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert proc.stdout.split("\n")[:2] == ["[]", "True True True"]
+
+
 ARENA = (
     Path(__file__).resolve().parents[2].parent
     / "shared"

@@ -9,8 +9,7 @@ import pytest
 
 from equinox_cli import api
 from equinox_cli.core.types import Request
-from equinox_cli.predict.mope import FitConfig
-from equinox_cli.predict.train import TrainConfig
+from equinox_cli.predict.config import FitConfig, TrainConfig
 from equinox_cli.predict.trees import TreeParams
 from equinox_cli.workload.build import WorkloadSpec, build_workload
 from tests.conftest import SHARED_TRACES

@@ -9,9 +9,10 @@ import pandas as pd
 import pytest
 
 from equinox_cli.core.errors import UserInputError
+from equinox_cli.predict.config import FitConfig
 from equinox_cli.predict.dataset import load_collected
 from equinox_cli.predict.evaluate import split_masks
-from equinox_cli.predict.mope import TARGETS, FitConfig, Router, fit_target, tertiles
+from equinox_cli.predict.mope import TARGETS, Router, fit_target, tertiles
 from equinox_cli.predict.train import REQUEST_TARGETS, STEP_TARGETS, train_mope
 from equinox_cli.predict.trees import TreeParams
 from tests.predict.conftest import SMALL
