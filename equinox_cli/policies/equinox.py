@@ -8,20 +8,27 @@ definition (docs/equinox.md has the bound and its proof sketch). Per client c, w
   L_c    its users' latency, b_c in [0, 1): an EMA over observations e = 1 − target/max(target, x)
          of the TTFT and TPOT the predictor forecasts at arrival from the engine's load (MoPE's
          latency experts; skipped by predictors without them), the predicted TTFT at admission (the
-         wait the other clients caused + predicted prefill) and the measured TTFT and TPOT at
-         finish (the worse of the two each time). Bounded, so it can never cancel service charges.
+         wait since arrival + predicted prefill) and the measured TTFT and TPOT at finish (the
+         worse of the two each time). TTFT counts only for a request that arrived when its client
+         had nothing waiting: one queued behind its client's own requests waits for the client's
+         turns, which come at the client's fair pace (wider apart for a lower weight or longer
+         requests), not because the others took more.
   RFC_c  GPU seconds it cost (gpu_time.py): at admission the predicted units of prompt + predicted
          output × the current price (busy seconds per unit), corrected at finish to the actual
          units × the price over the request's lifetime; divided by w_c. The cost model starts from
          the predictor's step-time and utilisation experts (linearised) when it has them, and
          learns from the measured steps from then on.
-  HF_c = α·UFC_c + β·κ·RFC_c − α·Λ·b_c + lifts_c     (β = 1 − α)
+  HF_c = α·UFC_c + β·κ·RFC_c + lifts_c     (β = 1 − α)
          κ (tokens per busy GPU second, Σ weighted tokens served / Σ busy seconds so far, taken when
          a charge is made) puts GPU seconds in token units, so α and β weigh like with like.
 
-Admit from the backlogged client with the lowest HF (VTC's counter lift on HF). For two continuously
-backlogged clients the HF service (HF without −α·Λ·b) differs by at most U + α·Λ, U being VTC's
-constant for these charges: the latency term moves a client by at most α·Λ, never more.
+Admit from the backlogged client with the lowest HF. Latency acts in the lift only: a client whose
+queue goes from empty to non-empty is lifted to the reference's HF (VTC's lift) less
+α·Λ·(b_c − b_ref), never below its own HF, so a client whose users waited more than the
+reference's goes first for up to α·Λ of service. Between continuously backlogged clients Equinox
+is VTC (a latency term inside HF moved them against each other and set off oscillations of whole
+admission waves: 2–17× VTC's service difference on the weighted suite at 3× load); two such
+clients' HF differ by at most U + α·Λ, U being VTC's constant for these charges.
 Within a client, requests wait shortest-predicted-first (rank = its predicted charge + aging ×
 arrival time, so a request's rank gains `aging_tokens_per_s` per second it waits relative to later
 ones): order inside a client does not change what the clients get, and cuts their TTFT.
@@ -94,7 +101,7 @@ class _Charge:
     gpu_mark: tuple[float, float]
     gpu_s: float  # RFC seconds charged at admission (before ÷ weight)
     rfc_hf: float  # its β·κ·gpu_s part of the HF charge (before ÷ weight)
-    wait_start_s: float  # when the wait the other clients caused began
+    fresh: bool  # it arrived when its client had nothing waiting: its TTFT is the others' doing
 
 
 def latency_excess(observed_s: float, slo_s: float) -> float:
@@ -118,7 +125,7 @@ class EquinoxPolicy(CounterPolicy):
         self._lifted: dict[str, float] = {}
         self._charges: dict[str, _Charge] = {}
         self._tokens_served = 0.0
-        self._last_admit_s: dict[str, float] = {}
+        self._fresh: set[str] = set()  # requests that arrived when their client had nothing waiting
         self._observations: dict[str, int] = {}
         self.tenant_slos: Mapping[str, Slo] = {}  # per-tenant objectives (--slo TENANT:...)
 
@@ -147,16 +154,17 @@ class EquinoxPolicy(CounterPolicy):
         for table in (self._ufc, self._rfc, self._badness, self._lifted):
             table.setdefault(client, 0.0)
         self._predictor.prepare(request)  # text features at arrival, not in the admission path
-        queued = super().on_arrival(request, now_s)
-        # Λ = 0: the latency term moves nothing; no latency experts: nothing to observe
-        if self.params.latency_tokens > 0 and self._forecasts_latency:
-            self._observe_forecast(request)
-        return queued
+        if not self._queues.backlogged(client):  # fresh: it will wait for the others, not its own
+            self._fresh.add(request.request_id)
+            # before the lift, which it can move; Λ = 0 or no latency experts: nothing to observe
+            if self.params.latency_tokens > 0 and self._forecasts_latency:
+                self._observe_forecast(request)
+        return super().on_arrival(request, now_s)
 
     def _observe_forecast(self, request: Request) -> None:
         """The latency the predictor expects this request to see, before it runs (the queue as it
-        is now, itself excluded; the rest of the load as of the last step)."""
-        load = EngineState(self._load.running, len(self) - 1, self._load.kv_used_frac)
+        is now, before it joins; the rest of the load as of the last step)."""
+        load = EngineState(self._load.running, len(self), self._load.kv_used_frac)
         forecast = self._predictor.forecast(request, load)
         if forecast.ttft_s is None:
             return
@@ -191,8 +199,10 @@ class EquinoxPolicy(CounterPolicy):
         return max(clients, key=slowdown, default=None)
 
     def _raise_counter(self, client: str, reference: str) -> None:
-        """VTC's lift on the HF *service* (HF without the latency term): the client keeps its own
-        latency term, so a client whose users waited goes ahead of one served equally."""
+        """VTC's lift, less the latency term: the client is placed α·Λ·(b_c − b_ref) below the
+        reference (never below its own counter), so one whose users waited more than the
+        reference's goes first for up to α·Λ of service. The only place latency acts: between
+        continuously backlogged clients Equinox is VTC."""
         shift = self.params.alpha * self.params.latency_tokens
         own, ref = self._counter[client], self._counter[reference]
         key = max(own, ref + shift * (self._badness[reference] - self._badness[client]))
@@ -219,15 +229,13 @@ class EquinoxPolicy(CounterPolicy):
         tokens = p.w_p * request.prompt_tokens
         gpu_s = self.gpu.request_units(request.prompt_tokens, predicted) * self.gpu.price_s()
         rfc_hf = self._rfc_hf(gpu_s, tokens + p.w_q * predicted)
-        # the wait the others caused: since arrival, or since this client's previous admission if
-        # later (waiting behind the client's own earlier requests is not the others' doing)
-        wait_start_s = max(request.arrival_s, self._last_admit_s.get(client, request.arrival_s))
-        self._last_admit_s[client] = now_s
-        self._charges[request.request_id] = _Charge(self.gpu.mark(), gpu_s, rfc_hf, wait_start_s)
+        fresh = request.request_id in self._fresh
+        self._charges[request.request_id] = _Charge(self.gpu.mark(), gpu_s, rfc_hf, fresh)
         self._ufc[client] += tokens / weight
         self._rfc[client] += gpu_s / weight
-        predicted_ttft_s = now_s - wait_start_s + self.gpu.prefill_s(request.prompt_tokens)
-        self._observe_latency(client, latency_excess(predicted_ttft_s, self._ttft_target_s(request)))
+        if fresh:  # all of its wait since arrival was the others' doing
+            predicted_ttft_s = now_s - request.arrival_s + self.gpu.prefill_s(request.prompt_tokens)
+            self._observe_latency(client, latency_excess(predicted_ttft_s, self._ttft_target_s(request)))
         return (p.alpha * tokens + rfc_hf) / weight
 
     def _ttft_target_s(self, request: Request) -> float:
@@ -239,15 +247,19 @@ class EquinoxPolicy(CounterPolicy):
         return p.alone_slack * self.gpu.prefill_s(request.prompt_tokens)
 
     def _observe_latency(self, client: str, excess: float) -> None:
-        """Move b_c towards `excess`; HF moves by −α·Λ·Δb (bounded: b stays in [0, 1)). A plain
-        mean over the first 1/latency_ema observations, so that a client seen rarely is not held
-        near the starting 0 while a busy one has converged."""
+        """Move b_c towards `excess` (b stays in [0, 1)); it counts at the client's next lift. A
+        plain mean over the first 1/latency_ema observations, so that a client seen rarely is not
+        held near the starting 0 while a busy one has converged."""
         old = self._badness[client]
         seen = self._observations.get(client, 0) + 1
         self._observations[client] = seen
         new = old + max(self.params.latency_ema, 1.0 / seen) * (excess - old)
         self._badness[client] = new
-        self._add(client, -self.params.alpha * self.params.latency_tokens * (new - old))
+
+    def remove(self, request: Request) -> bool:
+        """A waiting request left (a client abort): it will not finish, so forget it here."""
+        self._fresh.discard(request.request_id)
+        return super().remove(request)
 
     def requeue(self, request: Request, now_s: float) -> None:
         """Picked but not admitted, or preempted: its charges are undone (it is charged again)."""
@@ -286,17 +298,19 @@ class EquinoxPolicy(CounterPolicy):
             self._rfc[client] += (gpu_s - charge.gpu_s) / weight
             self._add(client, (rfc_hf - charge.rfc_hf) / weight)
         if completion.status == "finished" and charge is not None:
-            self._observe_latency(client, self._finish_excess(completion, charge.wait_start_s))
+            self._observe_latency(client, self._finish_excess(completion, charge.fresh))
+        self._fresh.discard(request.request_id)
         if completion.status == "finished":
             self._predictor.observe(request, completion.output_tokens)
         super().on_finish(completion)
 
-    def _finish_excess(self, completion: Completion, wait_start_s: float) -> float:
-        """The worse of measured TTFT (from when the others' wait began) and TPOT against SLOs."""
+    def _finish_excess(self, completion: Completion, fresh: bool) -> float:
+        """The worse of measured TTFT (a fresh request's only) and TPOT against their SLOs."""
         request = completion.request
         if completion.first_token_s is None:
             return 0.0
-        ttft = latency_excess(completion.first_token_s - wait_start_s, self._ttft_target_s(request))
+        ttft_s = completion.first_token_s - request.arrival_s
+        ttft = latency_excess(ttft_s, self._ttft_target_s(request)) if fresh else 0.0
         decode_tokens = completion.output_tokens - 1
         if decode_tokens <= 0:
             return ttft

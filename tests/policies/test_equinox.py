@@ -19,6 +19,7 @@ from equinox_cli.policies import make_policy
 from equinox_cli.policies.equinox import latency_excess
 from equinox_cli.policies.gpu_time import GpuTimeModel, prior_from_predictor
 from equinox_cli.predict.baselines import MovingAveragePredictor, OutputOnly
+from equinox_cli.workload.build import WorkloadSpec, build_workload
 from tests.conftest import ConstantPredictor, make_request, make_workload
 
 
@@ -117,19 +118,49 @@ def test_counters_do_not_drift_under_misprediction_and_preemption() -> None:
     assert rfc[0] == pytest.approx(rfc[1], rel=1e-9) and rfc[0] > 0
 
 
-def test_latency_term_moves_a_client_by_at_most_alpha_lambda() -> None:
-    policy = make_policy(
-        "equinox",
-        {"alpha": "0.5", "latency_tokens": "1000", "latency_ema": "1", "ttft_target": "slo"},
-        ConstantPredictor(0),
-    )
-    policy.on_arrival(make_request("a1", "a", 0.0, prompt=100), 0.0)
-    policy.pick_next(1e6)  # waited a million seconds: excess → 1 (never beyond)
-    badness = policy.latency_badness()["a"]  # type: ignore[attr-defined]
+def test_latency_acts_at_the_lift_by_at_most_alpha_lambda() -> None:
+    """A client whose last request waited a million seconds (b → 1, never 1) comes back: it is
+    lifted to the backlogged reference's HF less α·Λ·b, so it goes first, by less than α·Λ."""
+    params = {"alpha": "0.5", "latency_tokens": "1000", "latency_ema": "1", "ttft_target": "slo"}
+    policy = make_policy("equinox", params, ConstantPredictor(0))
+    b1 = make_request("b1", "b", 0.0, prompt=100)
+    policy.on_arrival(b1, 0.0)
+    policy.pick_next(0.0)  # HF_b = α·100 + β·100 (no GPU price known yet: the request's tokens)
+    for i in range(3):
+        policy.on_arrival(make_request(f"a{i}", "a", 0.0, prompt=4000), 0.0)
+    policy.pick_next(0.0)  # a was lifted to b's 100, then charged 4000: HF_a = 4100
+    assert policy.counters()["a"] == pytest.approx(4100)
+    policy.on_finish(Completion(b1, "finished", 1, 1e6, first_token_s=1e6, admitted_s=0.0))
+    badness = policy.latency_badness()["b"]  # type: ignore[attr-defined]
     assert badness == pytest.approx(latency_excess(1e6, 2.0)) and badness < 1
-    # HF = α·prompt + β·(prompt + 0 predicted output, no GPU price known yet) − α·Λ·b
-    assert policy.counters()["a"] == pytest.approx(0.5 * 100 + 0.5 * 100 - 0.5 * 1000 * badness)
+    # b is idle: only its finish correction moved it (β·w_q·1 output token)
+    assert policy.counters()["b"] == pytest.approx(101)
+    policy.on_arrival(make_request("b2", "b", 1e6, prompt=100), 1e6)
+    assert policy.counters()["b"] == pytest.approx(4100 - 0.5 * 1000 * badness)
+    assert policy.counters()["b"] > 4100 - 0.5 * 1000
+    picked = policy.pick_next(1e6)
+    assert picked is not None and picked.request_id == "b2"
     assert latency_excess(1.0, 2.0) == 0.0 and latency_excess(4.0, 2.0) == pytest.approx(0.5)
+
+
+def test_continuously_backlogged_weighted_clients_are_served_exactly_as_vtc() -> None:
+    """VTC's weighted overload at 3× load: every client always has requests waiting, so the
+    latency term never acts and Equinox (FIFO, like VTC) is VTC to the request. With the latency
+    term inside HF (the earlier design) its moves set off oscillations of whole admission waves:
+    2–17× VTC's service difference on this workload."""
+    workload, _ = build_workload(
+        WorkloadSpec(source="overload-weighted", seed=8, time_scale=3.0, duration_s=120)
+    )
+    profile = get_profile("a10g-llama2-7b")
+    equinox = pd.DataFrame(
+        SimEngine(profile)
+        .run(workload, make_policy("equinox", {"order": "fifo"}, MovingAveragePredictor()))
+        .requests
+    )
+    vtc = pd.DataFrame(
+        SimEngine(profile).run(workload, make_policy("vtc", {}, MovingAveragePredictor())).requests
+    )
+    pd.testing.assert_series_equal(equinox["admitted_s"], vtc["admitted_s"])
 
 
 def test_measured_ttft_and_tpot_feed_the_latency_term_at_finish() -> None:
@@ -221,6 +252,23 @@ def test_a_flooders_wait_behind_its_own_requests_is_not_counted() -> None:
     assert policy.latency_badness()["a"] == 0.0  # type: ignore[attr-defined]
 
 
+def test_only_a_request_that_found_its_client_idle_reports_its_wait() -> None:
+    """The first of ten requests (its client had nothing waiting) waited 10 s for the others and
+    is observed; the nine behind it wait for their client's own turns and are not, so b keeps the
+    first one's excess instead of falling back as they are admitted a second apart."""
+    policy = make_policy(
+        "equinox", {"latency_ema": "1", "ttft_target": "slo", "ttft_slo_s": "2"}, ConstantPredictor(0)
+    )
+    for i in range(10):
+        policy.on_arrival(make_request(f"r{i}", "a", 0.0, prompt=10), 0.0)
+    policy.pick_next(10.0)
+    first = policy.latency_badness()["a"]  # type: ignore[attr-defined]
+    assert first > 0.75  # 1 − 2 / (10 s + its prefill)
+    for second in range(11, 20):
+        policy.pick_next(float(second))
+    assert policy.latency_badness()["a"] == first  # type: ignore[attr-defined]
+
+
 def test_newcomer_first_puts_a_newly_backlogged_client_ahead_at_equal_service() -> None:
     policy = make_policy("equinox", {"newcomer_first": "true", "latency_tokens": "0"}, ConstantPredictor(0))
     for i in range(3):
@@ -299,26 +347,30 @@ def test_the_gpu_cost_model_starts_from_the_predictors_step_experts() -> None:
 
 def test_a_forecast_latency_moves_its_client_at_arrival_before_anything_runs() -> None:
     """With Λ > 0, a request MoPE expects to miss its TTFT SLO (8 s forecast, 2 s SLO) raises its
-    client's latency term on arrival, so that client (z, arrived second) goes first; a predictor
-    without latency experts, or Λ = 0, leaves a first (the tie at equal counters)."""
+    client's latency term on arrival, before it has waited: z, arriving while a (HF 1,000) is
+    backlogged, is lifted to 1,000 − Λ·0.75 and goes first; a predictor without latency experts,
+    or Λ = 0, lifts it to a's 1,000."""
     forecasts = {"a": 0.5, "z": 8.0}
 
-    def first_served(predictor, latency_tokens: str) -> str:  # type: ignore[no-untyped-def]
+    def lifted_to(predictor, latency_tokens: str) -> float:  # type: ignore[no-untyped-def]
         params = {"latency_tokens": latency_tokens, "ttft_slo_s": "2", "order": "fifo"}
         policy = make_policy("equinox", params, predictor)
-        policy.on_arrival(make_request("r0", "a"), 0.0)
-        policy.on_arrival(make_request("r1", "z"), 0.0)
+        for i in range(2):
+            policy.on_arrival(make_request(f"a{i}", "a", prompt=1000), 0.0)
+        policy.pick_next(0.0)
+        policy.on_arrival(make_request("z0", "z"), 0.0)
+        lifted = policy.counters()["z"]
         if latency_tokens != "0" and type(predictor) is _Experts:
             badness = policy.latency_badness()  # type: ignore[attr-defined]
             assert badness["z"] == pytest.approx(1 - 2 / 8) and badness["a"] == 0
-        picked = policy.pick_next(0.0)
-        assert picked is not None
-        return picked.client_id
+            picked = policy.pick_next(0.0)
+            assert picked is not None and picked.client_id == "z"
+        return lifted
 
-    assert first_served(_Experts(forecasts), "100") == "z"
-    assert first_served(_Experts(forecasts), "0") == "a"
-    assert first_served(MovingAveragePredictor(), "100") == "a"
-    assert first_served(_Silent(forecasts), "100") == "a"  # says it has no latency: never asked
+    assert lifted_to(_Experts(forecasts), "100") == pytest.approx(1000 - 100 * 0.75)
+    assert lifted_to(_Experts(forecasts), "0") == pytest.approx(1000)
+    assert lifted_to(MovingAveragePredictor(), "100") == pytest.approx(1000)
+    assert lifted_to(_Silent(forecasts), "100") == pytest.approx(1000)  # says it has none: never asked
 
 
 class _Silent(_Experts):
