@@ -125,9 +125,7 @@ class EquinoxPolicy(CounterPolicy):
         self._lifted: dict[str, float] = {}
         self._charges: dict[str, _Charge] = {}
         self._tokens_served = 0.0
-        # requests that arrived when their client had nothing waiting → whether their wait at
-        # admission was observed (once: a preempted request's second admission is not a TTFT)
-        self._fresh: dict[str, bool] = {}
+        self._fresh: set[str] = set()  # requests that arrived when their client had nothing waiting
         self._observations: dict[str, int] = {}
         self.tenant_slos: Mapping[str, Slo] = {}  # per-tenant objectives (--slo TENANT:...)
 
@@ -157,7 +155,7 @@ class EquinoxPolicy(CounterPolicy):
             table.setdefault(client, 0.0)
         self._predictor.prepare(request)  # text features at arrival, not in the admission path
         if not self._queues.backlogged(client):  # fresh: it will wait for the others, not its own
-            self._fresh[request.request_id] = False
+            self._fresh.add(request.request_id)
             # before the lift, which it can move; Λ = 0 or no latency experts: nothing to observe
             if self.params.latency_tokens > 0 and self._forecasts_latency:
                 self._observe_forecast(request)
@@ -235,8 +233,7 @@ class EquinoxPolicy(CounterPolicy):
         self._charges[request.request_id] = _Charge(self.gpu.mark(), gpu_s, rfc_hf, fresh)
         self._ufc[client] += tokens / weight
         self._rfc[client] += gpu_s / weight
-        if fresh and not self._fresh[request.request_id]:  # its wait was the others' doing
-            self._fresh[request.request_id] = True
+        if fresh:  # all of its wait since arrival was the others' doing
             predicted_ttft_s = now_s - request.arrival_s + self.gpu.prefill_s(request.prompt_tokens)
             self._observe_latency(client, latency_excess(predicted_ttft_s, self._ttft_target_s(request)))
         return (p.alpha * tokens + rfc_hf) / weight
@@ -261,7 +258,7 @@ class EquinoxPolicy(CounterPolicy):
 
     def remove(self, request: Request) -> bool:
         """A waiting request left (a client abort): it will not finish, so forget it here."""
-        self._fresh.pop(request.request_id, None)
+        self._fresh.discard(request.request_id)
         return super().remove(request)
 
     def requeue(self, request: Request, now_s: float) -> None:
@@ -302,7 +299,7 @@ class EquinoxPolicy(CounterPolicy):
             self._add(client, (rfc_hf - charge.rfc_hf) / weight)
         if completion.status == "finished" and charge is not None:
             self._observe_latency(client, self._finish_excess(completion, charge.fresh))
-        self._fresh.pop(request.request_id, None)
+        self._fresh.discard(request.request_id)
         if completion.status == "finished":
             self._predictor.observe(request, completion.output_tokens)
         super().on_finish(completion)
