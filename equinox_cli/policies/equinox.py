@@ -101,7 +101,6 @@ class _Charge:
     gpu_mark: tuple[float, float]
     gpu_s: float  # RFC seconds charged at admission (before ÷ weight)
     rfc_hf: float  # its β·κ·gpu_s part of the HF charge (before ÷ weight)
-    fresh: bool  # it arrived when its client had nothing waiting: its TTFT is the others' doing
 
 
 def latency_excess(observed_s: float, slo_s: float) -> float:
@@ -229,11 +228,10 @@ class EquinoxPolicy(CounterPolicy):
         tokens = p.w_p * request.prompt_tokens
         gpu_s = self.gpu.request_units(request.prompt_tokens, predicted) * self.gpu.price_s()
         rfc_hf = self._rfc_hf(gpu_s, tokens + p.w_q * predicted)
-        fresh = request.request_id in self._fresh
-        self._charges[request.request_id] = _Charge(self.gpu.mark(), gpu_s, rfc_hf, fresh)
+        self._charges[request.request_id] = _Charge(self.gpu.mark(), gpu_s, rfc_hf)
         self._ufc[client] += tokens / weight
         self._rfc[client] += gpu_s / weight
-        if fresh:  # all of its wait since arrival was the others' doing
+        if request.request_id in self._fresh:  # all of its wait since arrival was the others' doing
             predicted_ttft_s = now_s - request.arrival_s + self.gpu.prefill_s(request.prompt_tokens)
             self._observe_latency(client, latency_excess(predicted_ttft_s, self._ttft_target_s(request)))
         return (p.alpha * tokens + rfc_hf) / weight
@@ -298,7 +296,8 @@ class EquinoxPolicy(CounterPolicy):
             self._rfc[client] += (gpu_s - charge.gpu_s) / weight
             self._add(client, (rfc_hf - charge.rfc_hf) / weight)
         if completion.status == "finished" and charge is not None:
-            self._observe_latency(client, self._finish_excess(completion, charge.fresh))
+            fresh = request.request_id in self._fresh
+            self._observe_latency(client, self._finish_excess(completion, fresh))
         self._fresh.discard(request.request_id)
         if completion.status == "finished":
             self._predictor.observe(request, completion.output_tokens)
