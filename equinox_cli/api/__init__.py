@@ -58,6 +58,7 @@ _LAZY = {
     "Experiment": "experiment",
     "load_experiment": "experiment",
     "build_policies": "params",
+    "check_run_names": "params",
     "make_policy_checked": "params",
     "make_predictor": "params",
     "route_policy_params": "params",
@@ -93,6 +94,7 @@ if TYPE_CHECKING:
     from equinox_cli.api.experiment import Experiment, load_experiment
     from equinox_cli.api.params import (
         build_policies,
+        check_run_names,
         make_policy_checked,
         make_predictor,
         route_policy_params,
@@ -174,6 +176,7 @@ __all__ = [
     "build_policies",
     "calibrated_profile",
     "check_number",
+    "check_run_names",
     "check_url",
     "collect",
     "compare",

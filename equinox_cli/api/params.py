@@ -49,6 +49,28 @@ def make_policy_checked(name: str, params: Mapping[str, str]) -> None:
     make_policy(name, params, MovingAveragePredictor())
 
 
+def check_run_names(
+    engine: str,
+    profile: str,
+    policies: Sequence[str],
+    policy_params: Sequence[str],
+    engine_params: Sequence[str],
+) -> None:
+    """Policy names, -P and -E checked before anything is loaded, so that a typo costs a one-line
+    error at once rather than after the workload is built (`run_policies` checks them again)."""
+    from equinox_cli.api.engines import check_engine_params
+    from equinox_cli.engines.sim.options import apply_engine_args
+    from equinox_cli.engines.sim.profiles import PROFILES, get_profile
+
+    unique = list(dict.fromkeys(policies))
+    routed = route_policy_params(policy_params, unique[0], unique)
+    for name in unique:
+        make_policy_checked(name, routed[name])
+    check_engine_params(engine, engine_params)
+    if engine == "sim" and profile in PROFILES:  # an artifact's profile is checked once loaded
+        apply_engine_args(get_profile(profile), dict(split_key_values(engine_params, "-E")))
+
+
 def build_policies(
     names: Sequence[str],
     policy_params: Sequence[str],

@@ -133,6 +133,8 @@ def replay(
     ] = False,
 ) -> None:
     """See REPLAY_HELP (generated from the suite registry)."""
+    if experiment is None:  # before api.ReplayConfig, which loads the data stack
+        api.check_run_names(engine, profile, [policy, *(baseline or ())], param or (), engine_param or ())
     config = api.ReplayConfig(
         workload=o.workload_spec(
             workload, fmt, tenants, seed, rate, time_scale, duration, limit, start, tokenizer, max_tokens

@@ -160,6 +160,30 @@ def test_the_cli_shows_help_without_loading_the_data_stack() -> None:
     assert proc.stdout.split("\n")[:2] == ["[]", "True True True"]
 
 
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--baseline", "nope"], "unknown policy 'nope'"),
+        (["-P", "vtc.alpha=1"], "policy 'vtc' is not in this run"),
+        (["-P", "nope=1"], "unknown -P key 'nope' for policy equinox"),
+        (["-E", "nope=1"], "unknown -E key 'nope'"),
+        (["--profile", "a10g-llama2-7b", "-E", "kv_gate=true"], "works with admission=vllm"),
+    ],
+)
+def test_replay_rejects_a_bad_name_before_loading_the_workload(args: list[str], message: str) -> None:
+    """A typo in a policy, -P or -E name is a one-line error before the data stack or the workload
+    is loaded (it used to cost ~1.2 s of loading first)."""
+    code = (
+        "import atexit, sys; from equinox_cli.cli.app import main; "
+        "atexit.register(lambda: print('pandas' in sys.modules)); main()"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code, "replay", *args], capture_output=True, text=True, timeout=60
+    )
+    assert (proc.returncode, proc.stdout.strip()) == (2, "False")
+    assert message in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+
+
 ARENA = (
     Path(__file__).resolve().parents[2].parent
     / "shared"
