@@ -66,7 +66,12 @@ SERVER_ARGS = (
     f"--max-num-batched-tokens={MAX_BATCHED}",
 )
 CPU_BLOCK_TOKENS = 128  # vLLM's CPU backend block size
-ENGINE = {"block_size": CPU_BLOCK_TOKENS, "max_num_seqs": MAX_SEQS, "max_num_batched_tokens": MAX_BATCHED}
+ENGINE = {
+    "block_size": CPU_BLOCK_TOKENS,
+    "max_num_seqs": MAX_SEQS,
+    "max_num_batched_tokens": MAX_BATCHED,
+    "max_model_len": MAX_MODEL_LEN,
+}
 TARGETS = {"tput": 0.10, "ttft_p50": 0.10, "ttft_mean": 0.15, "svc_diff": 0.15}
 
 

@@ -46,8 +46,8 @@ def profile_from_steps(steps: pd.DataFrame, engine: Mapping[str, float], name: s
 
 
 def engine_base(engine: Mapping[str, float | int | bool]) -> Profile:
-    """The default profile with a real engine's block size, batch caps, KV pool (kv_total_blocks)
-    and HTTP overhead (api_overhead_s, 0 when unknown)."""
+    """The default profile with a real engine's block size, batch caps, KV pool (kv_total_blocks),
+    context (max_model_len) and HTTP overhead (api_overhead_s, 0 when unknown)."""
     block = int(engine["block_size"])
     return replace(
         get_profile(DEFAULT_PROFILE),
@@ -56,6 +56,8 @@ def engine_base(engine: Mapping[str, float | int | bool]) -> Profile:
         max_num_seqs=int(engine["max_num_seqs"]),
         max_num_batched_tokens=int(engine["max_num_batched_tokens"]),
         long_prefill_tokens=int(engine.get("long_prefill_tokens", 0)),  # older logs: vLLM's default
+        # older logs did not record it: the default profile's (Llama-2's 4,096)
+        max_model_len=int(engine.get("max_model_len", get_profile(DEFAULT_PROFILE).max_model_len)),
         api_overhead_s=float(engine.get("api_overhead_s", 0.0)),
     )
 

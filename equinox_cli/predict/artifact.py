@@ -186,7 +186,7 @@ ENGINE_COUNTS = {  # engine_config key → largest accepted value
 
 def engine_config(path: Path) -> dict[str, int | bool] | None:
     """The configuration of the real engine the artifact's data was collected on (its plug-in
-    wrote it: block size, batch caps, KV pool, prefix caching); None when unknown (simulated data,
+    wrote it: block size, batch caps, KV pool, context, prefix caching); None when unknown (simulated data,
     or data from engines that differ)."""
     raw = read_manifest(path).get("engine_config")
     if raw is None:
@@ -197,6 +197,9 @@ def engine_config(path: Path) -> dict[str, int | bool] | None:
         key: _count(raw.get(key), f"engine_config.{key}", path, 1, high)
         for key, high in ENGINE_COUNTS.items()
     }
+    if "max_model_len" in raw:  # recorded since 2026-12-04; older artifacts keep the default's
+        context = _count(raw["max_model_len"], "engine_config.max_model_len", path, 1, 10_000_000)
+        config["max_model_len"] = context
     config["prefix_caching"] = bool(raw.get("prefix_caching", False))
     return config
 

@@ -10,9 +10,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from equinox_cli.core.types import Request
 from equinox_cli.engines.sim.engine import SimEngine, apply_engine_args
 from equinox_cli.engines.sim.profiles import PROFILES, get_profile
 from equinox_cli.policies import make_policy
+from equinox_cli.policies.fcfs import FCFSPolicy
 from equinox_cli.predict.baselines import MovingAveragePredictor
 from equinox_cli.workload.build import WorkloadSpec, build_workload
 from tests.conftest import ConstantPredictor, make_workload
@@ -143,6 +145,39 @@ def test_request_larger_than_kv_is_aborted_not_hung() -> None:
     assert requests.set_index("client_id")["status"].to_dict() == {"a": "finished", "b": "aborted"}
 
 
+class _Seen(FCFSPolicy):
+    """FCFS that keeps the requests the engine handed it (what the scheduler sees)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: dict[str, Request] = {}
+
+    def on_arrival(self, request: Request, now_s: float) -> bool:
+        self.seen[request.request_id] = request
+        return super().on_arrival(request, now_s)
+
+
+def test_the_models_context_refuses_a_prompt_and_cuts_max_tokens_as_vllm_does() -> None:
+    """vLLM refuses a prompt that leaves no room for one output token and cuts max_tokens to the
+    room left (it never refuses a max_tokens too large); a true output beyond it is cut with it."""
+    rows = [("a", 0.0, 4096, 10), ("b", 0.0, 4095, 10), ("c", 0.0, 3000, 1500), ("d", 0.0, 100, 50)]
+    workload = make_workload(rows)
+    items = tuple(replace(it, request=replace(it.request, max_tokens=2048)) for it in workload.items)
+    workload = replace(workload, items=items)
+    policy = _Seen()
+    result = SimEngine(get_profile("a100-llama2-7b")).run(workload, policy)
+    requests = pd.DataFrame(result.requests).set_index("client_id")
+    assert requests["status"].to_dict() == {"a": "aborted", "b": "finished", "c": "finished", "d": "finished"}
+    assert requests["output_tokens"].to_dict() == {"a": 10, "b": 1, "c": 1096, "d": 50}
+    assert requests["max_tokens"].to_dict() == {"a": 2048, "b": 1, "c": 1096, "d": 2048}
+    by_client = {r.client_id: r.max_tokens for r in policy.seen.values()}
+    assert by_client == {"b": 1, "c": 1096, "d": 2048}  # the refused one never reaches the policy
+    longer = apply_engine_args(get_profile("a100-llama2-7b"), {"max_model_len": "8192"})
+    requests = pd.DataFrame(SimEngine(longer).run(workload, _Seen()).requests).set_index("client_id")
+    assert requests["output_tokens"].to_dict() == {"a": 10, "b": 10, "c": 1500, "d": 50}
+    assert get_profile("h100-llama3-8b").max_model_len == 8192
+
+
 def _burst(n: int = 60, prompt: int = 100, output: int = 800):
     return make_workload([(f"c{i % 2}", 0.0, prompt, output) for i in range(n)])
 
@@ -191,7 +226,7 @@ def test_chunked_prefill_never_stalls_running_decodes() -> None:
     """A 7,000-token prompt arrives while 20 requests decode: each of its prefill chunks shares the
     step with every running decode (stall-free), within the step's token budget."""
     rows = [("a", 0.0, 50, 400) for _ in range(20)] + [("b", 1.0, 7000, 10)]
-    profile = replace(get_profile("a100-llama2-7b"), max_num_batched_tokens=2048)
+    profile = replace(get_profile("a100-llama2-7b"), max_num_batched_tokens=2048, max_model_len=8192)
     requests, steps = _run(make_workload(rows), "equinox", profile)
     long_start = float(requests.loc[requests["client_id"] == "b", "admitted_s"].iloc[0])
     long_first = float(requests.loc[requests["client_id"] == "b", "first_token_s"].iloc[0])

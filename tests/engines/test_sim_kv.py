@@ -55,7 +55,13 @@ def _shared(rows: list[tuple[str, float, int, int, tuple[int, ...]]]) -> Workloa
 def _run(
     workload: Workload, capacity: int = 100_000, caching: bool = True
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    profile = replace(get_profile("a100-llama2-7b"), kv_capacity_tokens=capacity, prefix_caching=caching)
+    # a long-context model: Mooncake's prompts (up to ~85k tokens) must all run
+    profile = replace(
+        get_profile("a100-llama2-7b"),
+        kv_capacity_tokens=capacity,
+        prefix_caching=caching,
+        max_model_len=200_000,
+    )
     result = SimEngine(profile).run(workload, make_policy("fcfs", {}))
     return pd.DataFrame(result.requests).set_index("request_id"), pd.DataFrame(result.steps)
 

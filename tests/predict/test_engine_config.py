@@ -18,6 +18,7 @@ ENGINE = {
     "max_num_seqs": 16,
     "max_num_batched_tokens": 2048,
     "kv_total_blocks": 500,
+    "max_model_len": 1024,
     "prefix_caching": True,
 }
 
@@ -37,6 +38,7 @@ def test_the_calibrated_profile_models_the_recorded_engine(collected_dir: Path, 
     profile = api.resolve_profile(str(out), ())
     assert (profile.block_size, profile.max_num_seqs, profile.max_num_batched_tokens) == (32, 16, 2048)
     assert profile.kv_capacity_tokens == 500 * 32 and profile.prefix_caching is True
+    assert profile.max_model_len == 1024
     assert "recorded by the engine's plug-in" in profile.sources
 
 

@@ -1,7 +1,8 @@
 """The simulator: continuous batching over paged KV blocks, in discrete engine steps.
 
 Time is data (the step-time model), never the wall clock. Each step:
-  1. requests that arrived by now join the policy's queue (or are refused: too long to ever run);
+  1. requests that arrived by now join the policy's queue (or are refused: too long to ever run,
+     or for the model's context); max_tokens is cut to the context the prompt leaves;
   2. the engine's admission rule (admission/: vllm, slora, reserve-max) grows or preempts the
      running batch and admits from the policy's queue;
   3. the step takes t = profile.step_time_s(prefill, decoders, context), plus c_adapter_s per
@@ -15,7 +16,7 @@ kv.py, the output columns in records.py.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import fields
+from dataclasses import fields, replace
 
 import numpy as np
 
@@ -29,6 +30,7 @@ from equinox_cli.core.types import (
     Progress,
     RunResult,
     Workload,
+    WorkloadItem,
 )
 from equinox_cli.engines.sim.admission import make_rule
 from equinox_cli.engines.sim.batch import Batch, Seq
@@ -130,8 +132,12 @@ class _Run:
             item, at_engine_s = items[self.next_arrival], at_engine[self.next_arrival]
             self.next_arrival += 1
             request = item.request
+            room = self.p.max_model_len - request.prompt_tokens  # output tokens the context leaves
+            if 0 < room < request.max_tokens:  # the server cuts max_tokens to it, as vLLM's does
+                request = replace(request, max_tokens=room)
+                item = WorkloadItem(request, min(item.output_tokens, room))
             seq = Seq(item, request, request.prompt_tokens)
-            if not self.rule.fits_ever(request):
+            if room < 1 or not self.rule.fits_ever(request):
                 self._leave(seq, "aborted", at_engine_s)
                 continue
             seq.at_arrival = batch.state()  # before it joins the queue

@@ -10,6 +10,7 @@ from equinox_cli.engines.sim.profiles import ADMISSION_RULES, Profile
 
 ENGINE_KEYS = (
     "kv_capacity_tokens",
+    "max_model_len",
     "block_size",
     "max_num_seqs",
     "max_num_batched_tokens",
@@ -25,6 +26,7 @@ ENGINE_KEYS = (
 )
 _POSITIVE = (
     "kv_capacity_tokens",
+    "max_model_len",
     "block_size",
     "max_num_seqs",
     "max_num_batched_tokens",

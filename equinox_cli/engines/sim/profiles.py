@@ -38,6 +38,10 @@ class Profile:
     peak_flops: float
     peak_bytes_s: float
     kv_capacity_tokens: int
+    # the model's context (vLLM's max_model_len): a prompt that leaves no room for one output token
+    # is refused, and max_tokens is cut to the room left, as vLLM's API server does (it clamps, never
+    # refuses, a max_tokens too large; S-LoRA would refuse it: one rule for every admission here)
+    max_model_len: int = 4096
     block_size: int = 16
     max_num_seqs: int = 256
     max_num_batched_tokens: int = 8192
@@ -121,8 +125,9 @@ PROFILES: dict[str, Profile] = {
             "(benchmarks/bench_slora_published.py fit). Engine from "
             "VTC's artifact (S-LoRA): KV pool 10,000 tokens, prefill cap 3,072 tokens per round, "
             "<= 1,000 running, admission retried after 10 decode steps, future-peak rule "
-            "(admission/slora.py). Independent check: the artifact's published runs of a real "
-            "1,500-request trace under VTC, FCFS and LCF (bench_slora_published.py check; README)."
+            "(admission/slora.py); context 4,096 tokens (Llama-2's). Independent check: the "
+            "artifact's published runs of a real 1,500-request trace under VTC, FCFS and LCF "
+            "(bench_slora_published.py check; README)."
         ),
         c0_s=0.024 / A10G_EFFICIENCY,
         c_p_s=2.0e-4 / A10G_EFFICIENCY,
@@ -147,7 +152,8 @@ PROFILES: dict[str, Profile] = {
         sources=(
             "A100 80GB SXM datasheet: 2,039 GB/s HBM2e, 312 TFLOPS fp16 tensor; weights 13.5 GB "
             "read per step (6.6 ms) + ~1.4 ms overhead; prefill at 55 % of peak; KV pool = "
-            "0.9·80 GB − 13.5 GB weights − ~2 GB activations = 56.5 GB / 524 KB per token."
+            "0.9·80 GB − 13.5 GB weights − ~2 GB activations = 56.5 GB / 524 KB per token; context "
+            "4,096 tokens (Llama-2's max_position_embeddings)."
         ),
         c0_s=0.008,
         c_p_s=8.0e-5,
@@ -166,7 +172,8 @@ PROFILES: dict[str, Profile] = {
         sources=(
             "H100 SXM datasheet: 3,350 GB/s HBM3, 989 TFLOPS bf16 dense; Llama-3-8B: 8.03e9 params, "
             "GQA with 8 KV heads (131 KB KV per token); weights 16 GB read per step (4.8 ms) + "
-            "~1.2 ms overhead; prefill at 50 % of peak; KV pool = 0.9·80 − 16 − 2 GB = 54 GB."
+            "~1.2 ms overhead; prefill at 50 % of peak; KV pool = 0.9·80 − 16 − 2 GB = 54 GB; "
+            "context 8,192 tokens (Llama-3-8B's)."
         ),
         c0_s=0.006,
         c_p_s=3.2e-5,
@@ -178,6 +185,7 @@ PROFILES: dict[str, Profile] = {
         peak_flops=989e12,
         peak_bytes_s=3350e9,
         kv_capacity_tokens=412_000,
+        max_model_len=8192,  # Llama-3-8B's context
     ),
 }
 DEFAULT_PROFILE = "a100-llama2-7b"

@@ -302,6 +302,7 @@ class EquinoxScheduler(Scheduler):
             "max_num_seqs": int(self.max_num_running_reqs),
             "max_num_batched_tokens": int(self.max_num_scheduled_tokens),
             "long_prefill_tokens": int(self.scheduler_config.long_prefill_token_threshold),
+            "max_model_len": int(self.max_model_len),
             "kv_total_blocks": self._kv_total_blocks(),
             "prefix_caching": bool(self.cache_config.enable_prefix_caching),
         }
