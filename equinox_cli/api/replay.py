@@ -145,6 +145,8 @@ def run_policies(
         )
     summary = pd.DataFrame([run.summary for run in runs.values()])
     warnings += client_time_warnings(runs)
+    if config.engine == "sim":
+        warnings += context_warnings(workload, profile.max_model_len)
     if len(runs) > 1 and policies_identical(summary):
         warnings.append(
             "every policy gave identical results: the workload never queued on this engine "
@@ -170,6 +172,26 @@ def run_policies(
         **_http_meta(config.engine, runs),
     }
     return ReplayOutcome(where, workload, summary, runs, warnings, run_meta)
+
+
+def context_warnings(workload: Workload, max_model_len: int) -> list[str]:
+    """What the simulated server did to requests that do not fit the model's context (it refuses a
+    prompt that leaves no room for an output token and cuts max_tokens to the room left), said
+    once: a trace made for a longer-context model otherwise just looks fast."""
+    too_long = cut = 0
+    for item in workload.items:
+        request = item.request
+        too_long += request.prompt_tokens >= max_model_len
+        cut += request.prompt_tokens < max_model_len < request.prompt_tokens + request.max_tokens
+    out = []
+    if too_long:
+        out.append(
+            f"{too_long} of {len(workload)} requests refused: a prompt of max_model_len = {max_model_len} "
+            "tokens or more (the profile's model context; -E max_model_len=N models a longer one)"
+        )
+    if cut:
+        out.append(f"{cut} requests had max_tokens cut to what the {max_model_len}-token context leaves")
+    return out
 
 
 def client_time_warnings(runs: Mapping[str, RunTables]) -> list[str]:

@@ -7,7 +7,8 @@ from typing import Any
 
 import pandas as pd
 
-from equinox_cli.api.replay import client_time_warnings
+from equinox_cli.api.replay import client_time_warnings, context_warnings
+from tests.conftest import make_workload
 
 
 def _run(lags: list[float], outside_s: float = 0.02) -> Any:
@@ -37,3 +38,12 @@ def test_time_between_client_and_engine_is_warned_about_when_only_the_engine_saw
     blind = _run(on_time)
     blind.requests["engine_ttft_s"] = float("nan")
     assert client_time_warnings({"http": blind}) == []
+
+
+def test_requests_the_models_context_refuses_or_cuts_are_counted_once() -> None:
+    rows = [("a", 0.0, 4096, 10), ("a", 0.1, 4095, 10), ("b", 0.2, 3000, 1500), ("b", 0.3, 100, 50)]
+    workload = make_workload(rows)  # max_tokens = the output
+    refused, cut = context_warnings(workload, 4096)
+    assert refused.startswith("1 of 4 requests refused: a prompt of max_model_len = 4096 tokens or more")
+    assert cut.startswith("2 requests had max_tokens cut")  # 4095 + 10 and 3000 + 1500 > 4096
+    assert context_warnings(workload, 8192) == []
