@@ -83,7 +83,8 @@ class OraclePredictor(OutputOnly):
         return None
 
     def predict_output_tokens(self, request: Request) -> float:
-        return float(self._truth[request.request_id])
+        # the engine may have cut max_tokens to the model's context: the output is cut with it
+        return float(min(self._truth[request.request_id], request.max_tokens))
 
     def observe(self, request: Request, output_tokens: int) -> None:
         return None

@@ -38,3 +38,11 @@ def test_only_a_predictor_that_overrides_forecast_says_it_forecasts_latency() ->
     assert _Forecasting(5).forecasts_latency
     assert GuardedPredictor(_Forecasting(5), MovingAveragePredictor()).forecasts_latency
     assert not GuardedPredictor(ConstantPredictor(5), MovingAveragePredictor()).forecasts_latency
+
+
+def test_the_oracle_knows_the_output_the_engine_will_produce_when_it_cut_max_tokens() -> None:
+    """The simulated server cuts max_tokens to the room the context leaves and the output with it:
+    the oracle then predicts the cut output, not the trace's."""
+    oracle = OraclePredictor({"r1": 1500, "r2": 40})
+    assert oracle.predict_output_tokens(make_request("r1", "a", 0.0, 3000, 1096)) == 1096
+    assert oracle.predict_output_tokens(make_request("r2", "a", 0.0, 100, 2048)) == 40
