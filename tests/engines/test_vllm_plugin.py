@@ -209,6 +209,7 @@ def test_log_rows_follow_the_collect_schema(
         "max_num_seqs": SMALL.max_num_seqs,
         "max_num_batched_tokens": SMALL.max_num_batched_tokens,
         "long_prefill_tokens": 0,  # vLLM's default: off
+        "max_model_len": SMALL.max_model_len,
         "kv_total_blocks": SMALL.num_blocks - 1,
         "prefix_caching": False,
     }
