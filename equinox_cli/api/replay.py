@@ -147,6 +147,8 @@ def run_policies(
     warnings += client_time_warnings(runs)
     if config.engine == "sim":
         warnings += context_warnings(workload, profile.max_model_len)
+    else:
+        warnings += refused_warnings(runs)
     if len(runs) > 1 and policies_identical(summary):
         warnings.append(
             "every policy gave identical results: the workload never queued on this engine "
@@ -191,6 +193,19 @@ def context_warnings(workload: Workload, max_model_len: int) -> list[str]:
         )
     if cut:
         out.append(f"{cut} requests had max_tokens cut to what the {max_model_len}-token context leaves")
+    return out
+
+
+def refused_warnings(runs: Mapping[str, RunTables]) -> list[str]:
+    """A live server's refusals for the model's context (HTTP 400), per policy."""
+    out = []
+    for name, run in runs.items():
+        refused = int((run.requests["status"] == "aborted").sum())
+        if refused:
+            out.append(
+                f"{name}: the server refused {refused} of {len(run.requests)} requests for the model's "
+                "context (prompt, or prompt + forced output, over max_model_len; reasons in requests.parquet)"
+            )
     return out
 
 
@@ -246,7 +261,8 @@ def _http_meta(engine: str, runs: Mapping[str, RunTables]) -> dict[str, object]:
             "statuses": {str(k): int(v) for k, v in counts.items()},
             "length_mismatches": int((~requests["length_ok"].astype(bool) & finished).sum()),
         },
-        "complete": bool(finished.all()),
+        # a request the server refused for the model's context is an outcome, not a fault
+        "complete": bool(requests["status"].isin(("finished", "aborted")).all()),
     }
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import pandas as pd
 
-from equinox_cli.api.replay import client_time_warnings, context_warnings
+from equinox_cli.api.replay import client_time_warnings, context_warnings, refused_warnings
 from tests.conftest import make_workload
 
 
@@ -47,3 +47,10 @@ def test_requests_the_models_context_refuses_or_cuts_are_counted_once() -> None:
     assert refused.startswith("1 of 4 requests refused: a prompt of max_model_len = 4096 tokens or more")
     assert cut.startswith("2 requests had max_tokens cut")  # 4095 + 10 and 3000 + 1500 > 4096
     assert context_warnings(workload, 8192) == []
+
+
+def test_a_live_servers_refusals_for_the_context_are_warned_about_per_policy() -> None:
+    refused = SimpleNamespace(requests=pd.DataFrame({"status": ["finished", "aborted", "finished"]}))
+    clean = SimpleNamespace(requests=pd.DataFrame({"status": ["finished", "error"]}))
+    (warning,) = refused_warnings({"vtc": refused, "equinox": clean})
+    assert warning.startswith("vtc: the server refused 1 of 3 requests for the model's context")

@@ -19,6 +19,7 @@ class Behaviour:
     token_delay_s: float = 0.0
     first_token_delay_s: float = 0.0
     status: int = 200  # HTTP status to answer with
+    error_message: str = "nope"  # the error's message when status is not 200
     malformed_after: int | None = None  # send a broken chunk after this many tokens
     die_after: int | None = None  # close the connection after this many tokens
     short_by: int = 0  # generate fewer tokens than asked
@@ -57,7 +58,7 @@ async def _completions(request: web.Request) -> web.StreamResponse:
     b.paths.append(request.path)
     chat = "messages" in body
     if b.status != 200:
-        return web.json_response({"error": {"message": "nope"}}, status=b.status)
+        return web.json_response({"error": {"message": b.error_message}}, status=b.status)
     response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
     await response.prepare(request)
     await asyncio.sleep(b.first_token_delay_s)

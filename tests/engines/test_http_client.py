@@ -141,6 +141,24 @@ def test_http_errors_are_recorded_with_status() -> None:
     assert all(o.status == "error" and o.reason.startswith("HTTP 503") for o in outcomes)
 
 
+@pytest.mark.parametrize(
+    "message",
+    [
+        "This model's maximum context length is 1024 tokens. However, your prompt contains 1100 "
+        "input tokens, which exceeds this limit even without any output tokens.",
+        "min_tokens must be less than or equal to max_tokens=100, got 500.",  # the clamped forced length
+    ],
+)
+def test_a_refusal_for_the_models_context_is_aborted_not_an_error(message: str) -> None:
+    with fake_server(Behaviour(status=400, error_message=message)) as url:
+        outcomes = replay_http(_workload(2), HttpConfig(url))
+    assert all(o.status == "aborted" and o.reason.startswith("HTTP 400: ") for o in outcomes)
+    assert message[:40] in outcomes[0].reason
+    with fake_server(Behaviour(status=400, error_message="temperature must be non-negative")) as url:
+        outcomes = replay_http(_workload(2), HttpConfig(url))
+    assert all(o.status == "error" for o in outcomes)  # any other bad request is the client's fault
+
+
 def test_malformed_chunk_and_dying_server() -> None:
     with fake_server(Behaviour(malformed_after=2)) as url:
         outcomes = replay_http(_workload(2), HttpConfig(url))

@@ -6,9 +6,11 @@ request spent waiting for a concurrency slot counts against the server (like a r
 length is forced (`max_tokens = min_tokens = target`, `ignore_eos`) and checked against the tokens
 actually streamed (the server's `usage` is only a cross-check). Each request ends in exactly one
 status: finished, length_mismatch (served, but not the forced length; `finished` with length_ok
-false when the user allows mismatches), error (with the reason, whatever went wrong), timeout
-(connect, per request or the global deadline, each said as such), or not_sent. `attempt_s` is when
-the client started a request, `sent_s` when its body was written to a connection (delivered).
+false when the user allows mismatches), aborted (the server refused it for the model's context:
+HTTP 400 with vLLM's reason, as the simulator refuses it), error (with the reason, whatever else
+went wrong), timeout (connect, per request or the global deadline, each said as such), or
+not_sent. `attempt_s` is when the client started a request, `sent_s` when its body was written to
+a connection (delivered).
 
 Keeping time at 1,000 req/s on a loaded event loop (see benchmarks/bench_http_client.py): each
 request is set up LEAD_S ahead (body encoded, connection taken) and only its body's write waits for
@@ -172,10 +174,15 @@ class HttpConfig:
     api: str = "vllm"  # a key of API_MODES
 
 
+# vLLM's answers (0.32) to a request the model's context cannot hold: a prompt too long, or a forced
+# length over the room left (the server cuts max_tokens to it, and min_tokens is then larger)
+CONTEXT_REFUSALS = ("maximum context length", "min_tokens must be less than or equal to max_tokens")
+
+
 @dataclass(slots=True)
 class Outcome:
     item: WorkloadItem
-    status: str = "not_sent"  # finished | length_mismatch | error | timeout | not_sent
+    status: str = "not_sent"  # finished | length_mismatch | aborted | error | timeout | not_sent
     reason: str = ""
     intended_s: float = 0.0  # all times relative to t0
     attempt_s: float | None = None  # the client began the request (took a concurrency slot)
@@ -429,8 +436,10 @@ class _Replay:
         )
         async with session.post(url, data=body, headers=headers) as response:
             if response.status >= 400:
-                answer = (await response.text())[:160].replace("\n", " ")
-                outcome.status, outcome.reason = "error", f"HTTP {response.status}: {answer}"
+                answer = (await response.text())[:200].replace("\n", " ")
+                refused = response.status == 400 and any(m in answer for m in CONTEXT_REFUSALS)
+                outcome.status = "aborted" if refused else "error"
+                outcome.reason = f"HTTP {response.status}: {answer}"
                 return
             tokens, usage = await self._read_stream(response, outcome)
         outcome.finish_s = self.now()
