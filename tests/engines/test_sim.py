@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -145,16 +146,24 @@ def test_request_larger_than_kv_is_aborted_not_hung() -> None:
     assert requests.set_index("client_id")["status"].to_dict() == {"a": "finished", "b": "aborted"}
 
 
-class _Seen(FCFSPolicy):
-    """FCFS that keeps the requests the engine handed it (what the scheduler sees)."""
+class _Seen:
+    """FCFS that keeps the requests the engine handed it (what the scheduler sees). It wraps the
+    policy rather than subclassing it: the installed policies are compiled (mypyc), and an
+    interpreted class cannot inherit from a compiled one."""
 
     def __init__(self) -> None:
-        super().__init__()
+        self.inner = FCFSPolicy()
         self.seen: dict[str, Request] = {}
 
     def on_arrival(self, request: Request, now_s: float) -> bool:
         self.seen[request.request_id] = request
-        return super().on_arrival(request, now_s)
+        return self.inner.on_arrival(request, now_s)
+
+    def __len__(self) -> int:  # requests waiting (dunders bypass __getattr__)
+        return len(self.inner)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
 
 
 def test_the_models_context_refuses_a_prompt_and_cuts_max_tokens_as_vllm_does() -> None:
