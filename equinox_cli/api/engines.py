@@ -32,6 +32,7 @@ ENGINE_KINDS = {  # the registry --engine's help is generated from
 }
 ENGINES = tuple(ENGINE_KINDS)
 API_CHOICES = ("vllm", "vllm-chat", "openai", "openai-chat")  # = client.API_MODES (tested)
+FORCING_APIS = ("vllm", "vllm-chat")  # the modes that force each output length (min_tokens, ignore_eos)
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +57,10 @@ class VllmOptions:
     kv_cache_gib: int = 1
     server_args: tuple[str, ...] = ("--enforce-eager",)
     startup_timeout_s: float = 600.0
+
+
+def forces_lengths(api: str) -> bool:
+    return api in FORCING_APIS
 
 
 def is_http(engine: str) -> bool:
@@ -209,6 +214,24 @@ def server_policy(
             f"{url} runs {policy} with {key}={served.get(key)!r} (params {served}), not -P {key}={value}"
         )
     return info
+
+
+def server_context(url: str, model: str, timeout_s: float = 5.0) -> int | None:
+    """The served model's context, from vLLM's model card (GET /v1/models, `max_model_len`): the
+    card named `model`, else the only one; None when the server does not say (another server,
+    an API key required, no answer)."""
+    try:
+        with urllib.request.urlopen(url.rstrip("/") + "/v1/models", timeout=timeout_s) as answer:
+            info = json.loads(answer.read())
+    except (OSError, ValueError):
+        return None
+    cards = info.get("data") if isinstance(info, dict) else None
+    if not isinstance(cards, list):
+        return None
+    cards = [c for c in cards if isinstance(c, dict)]
+    named = [c for c in cards if c.get("id") == model] or (cards if len(cards) == 1 else [])
+    context = named[0].get("max_model_len") if named else None
+    return context if isinstance(context, int) and not isinstance(context, bool) and context > 0 else None
 
 
 def with_model_tokenizer(

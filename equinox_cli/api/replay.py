@@ -13,10 +13,12 @@ from equinox_cli.api.engines import (
     VllmOptions,
     check_engine,
     check_engine_params,
+    forces_lengths,
     is_http,
     make_engine,
     managed_server,
     run_one,
+    server_context,
     server_policy,
     utilisation_label,
     with_model_tokenizer,
@@ -122,6 +124,9 @@ def run_policies(
             f"{config.engine} does not say which policy it runs (not `equinox serve`?): the results are "
             f"filed under --policy {config.policy}"
         )
+    if is_http(config.engine) and forces_lengths(config.http.api):
+        context = server_context(config.engine, config.http.model)
+        warnings += live_context_warnings(workload, context) if context is not None else []
     managed = managed_server(config.engine, config.vllm, where, config.predictor, profile.kv_gate)
     artifacts: dict[Path, Artifact] = {}
     engine = make_engine(
@@ -194,6 +199,23 @@ def context_warnings(workload: Workload, max_model_len: int) -> list[str]:
     if cut:
         out.append(f"{cut} requests had max_tokens cut to what the {max_model_len}-token context leaves")
     return out
+
+
+def live_context_warnings(workload: Workload, max_model_len: int) -> list[str]:
+    """Before a replay over HTTP: what the server will refuse for its context (`server_context`).
+    The replay forces each output length, so a prompt plus its output over the context is refused
+    too (the server cuts max_tokens to the room left, and the forced min_tokens is then larger)."""
+    too_long = sum(it.request.prompt_tokens >= max_model_len for it in workload.items)
+    too_long_forced = sum(
+        it.request.prompt_tokens < max_model_len < it.request.prompt_tokens + it.output_tokens
+        for it in workload.items
+    )
+    if not too_long + too_long_forced:
+        return []
+    return [
+        f"the server's context is {max_model_len} tokens (its /v1/models): it will refuse {too_long} of "
+        f"{len(workload)} requests for their prompt and {too_long_forced} more for prompt + forced output"
+    ]
 
 
 def refused_warnings(runs: Mapping[str, RunTables]) -> list[str]:

@@ -6,9 +6,17 @@ from types import SimpleNamespace
 from typing import Any
 
 import pandas as pd
+import pytest
 
-from equinox_cli.api.replay import client_time_warnings, context_warnings, refused_warnings
+from equinox_cli.api.engines import server_context
+from equinox_cli.api.replay import (
+    client_time_warnings,
+    context_warnings,
+    live_context_warnings,
+    refused_warnings,
+)
 from tests.conftest import make_workload
+from tests.engines.fake_openai import Behaviour, fake_server
 
 
 def _run(lags: list[float], outside_s: float = 0.02) -> Any:
@@ -54,3 +62,34 @@ def test_a_live_servers_refusals_for_the_context_are_warned_about_per_policy() -
     clean = SimpleNamespace(requests=pd.DataFrame({"status": ["finished", "error"]}))
     (warning,) = refused_warnings({"vtc": refused, "equinox": clean})
     assert warning.startswith("vtc: the server refused 1 of 3 requests for the model's context")
+
+
+def _card(model: str, context: object) -> dict[str, object]:
+    return {"id": model, "object": "model", "max_model_len": context}
+
+
+@pytest.mark.parametrize(
+    ("models", "expected"),
+    [
+        ({"data": [_card("other", 2048), _card("equinox", 1024)]}, 1024),  # the card named
+        ({"data": [_card("served-as", 4096)]}, 4096),  # the only card
+        ({"data": [_card("a", 1), _card("b", 2)]}, None),  # several, none named: unknown
+        ({"data": [_card("equinox", "1024")]}, None),  # not a count
+        ({"data": [_card("equinox", True)]}, None),
+        ({"object": "list"}, None),
+        (None, None),  # 404: another server
+    ],
+)
+def test_the_served_context_is_read_from_vllms_model_card(models: object, expected: int | None) -> None:
+    with fake_server(Behaviour(models_info=models)) as url:
+        assert server_context(url, "equinox") == expected
+
+
+def test_before_a_live_replay_it_says_what_the_servers_context_will_refuse() -> None:
+    rows = [("a", 0.0, 1024, 10), ("a", 0.1, 1000, 30), ("b", 0.2, 900, 124), ("b", 0.3, 100, 50)]
+    (warning,) = live_context_warnings(make_workload(rows), 1024)
+    assert warning == (
+        "the server's context is 1024 tokens (its /v1/models): it will refuse 1 of 4 requests for "
+        "their prompt and 1 more for prompt + forced output"
+    )
+    assert live_context_warnings(make_workload(rows[3:]), 1024) == []

@@ -34,6 +34,7 @@ class Behaviour:
     paths: list[str] = field(default_factory=list)
     tokens_per_chunk: int = 1  # >1: one text chunk carries several tokens (not vLLM: no token ids)
     policy_info: dict[str, object] | None = None  # GET /equinox/policy answers this (None: 404)
+    models_info: object = None  # GET /v1/models answers this (None: 404)
 
 
 BEHAVIOUR = web.AppKey("behaviour", Behaviour)
@@ -46,6 +47,11 @@ def _chunk(text: str, chat: bool = False) -> bytes:
 
 async def _policy(request: web.Request) -> web.Response:
     info = request.app[BEHAVIOUR].policy_info
+    return web.json_response(info) if info is not None else web.Response(status=404)
+
+
+async def _models(request: web.Request) -> web.Response:
+    info = request.app[BEHAVIOUR].models_info
     return web.json_response(info) if info is not None else web.Response(status=404)
 
 
@@ -108,6 +114,7 @@ def fake_server(behaviour: Behaviour) -> Iterator[str]:
     app.router.add_post("/v1/completions", _completions)
     app.router.add_post("/v1/chat/completions", _completions)
     app.router.add_get("/equinox/policy", _policy)
+    app.router.add_get("/v1/models", _models)
     runner = web.AppRunner(app)
     ready = threading.Event()
 

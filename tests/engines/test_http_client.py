@@ -247,7 +247,8 @@ def test_chat_and_generic_openai_modes(api: str) -> None:
 
 
 def test_api_choices_are_the_clients_modes() -> None:
-    from equinox_cli.api.engines import API_CHOICES
+    from equinox_cli.api.engines import API_CHOICES, forces_lengths
     from equinox_cli.engines.http.client import API_MODES
 
     assert tuple(API_MODES) == API_CHOICES
+    assert all(forces_lengths(api) == forced for api, (_, _, forced) in API_MODES.items())
