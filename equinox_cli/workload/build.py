@@ -42,6 +42,8 @@ def detect_format(path: Path) -> str:
             return "azure"
         if "Response tokens" in first:
             return "burstgpt"
+        if "num_prefill_tokens" in first and "num_decode_tokens" in first:
+            return "vidur"
         return "canonical"
     stripped = head.lstrip()
     if stripped.startswith("["):

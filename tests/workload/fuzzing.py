@@ -119,6 +119,11 @@ def seeds() -> list[Seed]:
         Seed("conv.csv", "azure", _head(SHARED / "azure_llm_2023" / "AzureLLMInferenceTrace_conv.csv")),
         Seed("mooncake.jsonl", "mooncake", _head(SHARED / "mooncake" / "conversation_trace.jsonl")),
         Seed("lmsys.json", "lmsys", json.dumps(LMSYS).encode()),
+        Seed(
+            "vidur.csv",
+            "vidur",
+            _head(SHARED / "sharegpt_lengths_sarathi" / "sharegpt_8k_filtered_stats_llama2_tokenizer.csv"),
+        ),
         Seed("chunk-30-trace.csv", "servegen", _head(SHARED / "servegen_m_small" / "chunk-30-trace.csv", 20)),
         Seed(
             "chunk-30-dataset.json",

@@ -127,6 +127,30 @@ def test_burstgpt_drops_failed_rows(tmp_path: Path) -> None:
     assert [it.request.arrival_s for it in workload.items] == [0.0, 2.5]
 
 
+def test_vidur_lengths_sample_is_shuffled_with_the_seed(shared_traces: Path) -> None:
+    path = shared_traces / "sharegpt_lengths_sarathi" / "sharegpt_8k_filtered_stats_llama2_tokenizer.csv"
+    assert detect_format(path) == "vidur"
+    workload, _ = _build(path, rate_rps=10.0, seed=3)
+    assert len(workload) == 30731  # the README's row count: every turn has output
+    file = pd.read_csv(path)
+    pairs = [(it.request.prompt_tokens, it.output_tokens) for it in workload.items]
+    in_file = list(zip(file["num_prefill_tokens"], file["num_decode_tokens"], strict=True))
+    assert sorted(pairs) == sorted(in_file) and pairs[:50] != in_file[:50]  # the rows, reordered
+    again, _ = _build(path, rate_rps=10.0, seed=3)
+    other, _ = _build(path, rate_rps=10.0, seed=4)
+    assert again.items == workload.items and other.items != workload.items
+    assert workload.duration_s == pytest.approx(3073, rel=0.05)  # Poisson at 10 req/s
+
+
+def test_vidur_timed_trace_keeps_its_arrivals(tmp_path: Path) -> None:
+    path = tmp_path / "splitwise.csv"
+    path.write_text("arrived_at,num_prefill_tokens,num_decode_tokens\n10.5,100,20\n11.0,50,0\n12.25,30,7\n")
+    workload, warnings = _build(path, tenants="single")
+    assert [it.request.arrival_s for it in workload.items] == [0.0, 1.75]
+    assert [it.output_tokens for it in workload.items] == [20, 7]
+    assert any("0 output tokens" in w for w in warnings)
+
+
 def test_canonical_parquet_round_trip(tmp_path: Path) -> None:
     from equinox_cli.api import convert_trace
 
@@ -188,6 +212,16 @@ def test_canonical_parquet_round_trip(tmp_path: Path) -> None:
             "pb.csv",
             "request_id,client_id,arrival_s,prompt_tokens,output_tokens,prefix_hashes\na,c,0,5,5,1 2\n",
             "prefix_hashes needs a prefix_block_tokens column",
+        ),
+        (
+            "vd.csv",
+            "num_prefill_tokens,num_decode_tokens\n10,5\n12,2.5\n",
+            "row 2: field 'num_decode_tokens': not a count",
+        ),
+        (
+            "vt.csv",
+            "arrived_at,num_prefill_tokens,num_decode_tokens\n0,10,5\ninf,12,2\n",
+            "row 2: field 'arrived_at': out of range",
         ),
         (
             "mh.jsonl",

@@ -81,6 +81,10 @@ READERS: dict[str, Reader] = {
     "mooncake": Reader(
         "Mooncake trace (timestamps, lengths, prefix hash_ids)", lambda p, o: _call("timed.read_mooncake", p)
     ),
+    "vidur": Reader(
+        "Vidur / Sarathi-Serve processed trace (token counts; arrived_at if timed, else --rate)",
+        lambda p, o: _call("vidur.read_vidur", p, o.seed),
+    ),
     "servegen": Reader(
         "a ServeGen folder of per-client rate and length distributions (sampled, seeded)",
         lambda p, o: _call("servegen.read_servegen", p, o.seed, o.start_s, o.duration_s or 600.0),

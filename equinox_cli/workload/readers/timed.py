@@ -30,7 +30,7 @@ AZURE_COLUMNS = ("TIMESTAMP", "ContextTokens", "GeneratedTokens")
 BURSTGPT_COLUMNS = ("Timestamp", "Request tokens", "Response tokens")
 
 
-def _counts(frame: pd.DataFrame, path: Path, column: str) -> np.ndarray:
+def token_counts(frame: pd.DataFrame, path: Path, column: str) -> np.ndarray:
     values = numeric_values(frame[column])  # booleans and text are NaN; bounded before the cast
     with np.errstate(invalid="ignore"):  # inf % 1 is NaN: flagged below, not warned about
         bad = ~((values >= 0) & (values <= MAX_TOKENS)) | (values % 1 != 0)
@@ -41,7 +41,8 @@ def _counts(frame: pd.DataFrame, path: Path, column: str) -> np.ndarray:
     return values.astype(np.int64)
 
 
-def _finish(frame: pd.DataFrame, path: Path, fmt: str) -> RawTrace:
+def finish_trace(frame: pd.DataFrame, path: Path, fmt: str) -> RawTrace:
+    """Drop rows without output (warned) or without prompt; shift arrivals, if any, to start at 0."""
     warnings = []
     empty = frame["output_tokens"] <= 0
     if empty.all():
@@ -50,7 +51,8 @@ def _finish(frame: pd.DataFrame, path: Path, fmt: str) -> RawTrace:
         warnings.append(f"{path}: dropped {int(empty.sum())} row(s) with 0 output tokens")
         frame = frame[~empty]
     frame = frame[frame["prompt_tokens"] > 0]
-    frame = frame.assign(arrival_s=frame["arrival_s"] - frame["arrival_s"].min())
+    if "arrival_s" in frame.columns:
+        frame = frame.assign(arrival_s=frame["arrival_s"] - frame["arrival_s"].min())
     return RawTrace(frame=frame.reset_index(drop=True), format=fmt, warnings=warnings)
 
 
@@ -74,11 +76,11 @@ def read_azure(path: Path) -> RawTrace:
     out = pd.DataFrame(
         {
             "arrival_s": seconds,
-            "prompt_tokens": _counts(frame, path, "ContextTokens"),
-            "output_tokens": _counts(frame, path, "GeneratedTokens"),
+            "prompt_tokens": token_counts(frame, path, "ContextTokens"),
+            "output_tokens": token_counts(frame, path, "GeneratedTokens"),
         }
     )
-    return _finish(out, path, "azure")
+    return finish_trace(out, path, "azure")
 
 
 def read_burstgpt(path: Path) -> RawTrace:
@@ -93,14 +95,14 @@ def read_burstgpt(path: Path) -> RawTrace:
     out = pd.DataFrame(
         {
             "arrival_s": times.to_numpy(dtype=float),
-            "prompt_tokens": _counts(frame, path, "Request tokens"),
-            "output_tokens": _counts(frame, path, "Response tokens"),
+            "prompt_tokens": token_counts(frame, path, "Request tokens"),
+            "output_tokens": token_counts(frame, path, "Response tokens"),
         }
     )
     for column, name in (("Model", "model"), ("Log Type", "log_type")):
         if column in frame.columns:
             out[name] = frame[column].astype(str).to_numpy()
-    return _finish(out, path, "burstgpt")
+    return finish_trace(out, path, "burstgpt")
 
 
 MOONCAKE_BLOCK_TOKENS = 512  # each of Mooncake's hash_ids names a 512-token block of the prompt
@@ -122,4 +124,4 @@ def read_mooncake(path: Path) -> RawTrace:
         )
     if not rows:
         raise UserInputError(f"{path}: empty trace (no rows)")
-    return _finish(pd.DataFrame(rows), path, "mooncake")
+    return finish_trace(pd.DataFrame(rows), path, "mooncake")
