@@ -185,11 +185,7 @@ def context_warnings(workload: Workload, max_model_len: int) -> list[str]:
     """What the simulated server did to requests that do not fit the model's context (it refuses a
     prompt that leaves no room for an output token and cuts max_tokens to the room left), said
     once: a trace made for a longer-context model otherwise just looks fast."""
-    too_long = cut = 0
-    for item in workload.items:
-        request = item.request
-        too_long += request.prompt_tokens >= max_model_len
-        cut += request.prompt_tokens < max_model_len < request.prompt_tokens + request.max_tokens
+    too_long, cut = _over_context(workload, max_model_len, forced=False)
     out = []
     if too_long:
         out.append(
@@ -205,17 +201,25 @@ def live_context_warnings(workload: Workload, max_model_len: int) -> list[str]:
     """Before a replay over HTTP: what the server will refuse for its context (`server_context`).
     The replay forces each output length, so a prompt plus its output over the context is refused
     too (the server cuts max_tokens to the room left, and the forced min_tokens is then larger)."""
-    too_long = sum(it.request.prompt_tokens >= max_model_len for it in workload.items)
-    too_long_forced = sum(
-        it.request.prompt_tokens < max_model_len < it.request.prompt_tokens + it.output_tokens
-        for it in workload.items
-    )
+    too_long, too_long_forced = _over_context(workload, max_model_len, forced=True)
     if not too_long + too_long_forced:
         return []
     return [
         f"the server's context is {max_model_len} tokens (its /v1/models): it will refuse {too_long} of "
         f"{len(workload)} requests for their prompt and {too_long_forced} more for prompt + forced output"
     ]
+
+
+def _over_context(workload: Workload, max_model_len: int, forced: bool) -> tuple[int, int]:
+    """(requests whose prompt fills the context, requests whose prompt fits but whose prompt +
+    output does not), the output being max_tokens or, for a replay that forces lengths, the true one."""
+    prompt_full = over = 0
+    for item in workload.items:
+        prompt = item.request.prompt_tokens
+        output = item.output_tokens if forced else item.request.max_tokens
+        prompt_full += prompt >= max_model_len
+        over += prompt < max_model_len < prompt + output
+    return prompt_full, over
 
 
 def refused_warnings(runs: Mapping[str, RunTables]) -> list[str]:
