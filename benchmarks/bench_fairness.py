@@ -407,7 +407,8 @@ def main() -> None:
     if args.calibrate:
         todo = [(p, case.name, engine_args) for p in profiles for case in cases if p in case.scales]
         with multiprocessing.get_context("fork").Pool(args.jobs) as pool:
-            for (profile_name, name, _), (scale, ttft) in zip(todo, pool.imap(_calibrate_job, todo)):
+            found = pool.imap(_calibrate_job, todo)
+            for (profile_name, name, _), (scale, ttft) in zip(todo, found, strict=True):
                 now = _case(name).scales[profile_name]
                 print(f"{profile_name} {name}: scale {scale:.4g} (now {now}), FCFS TTFT {ttft:.1f} s")
         return
