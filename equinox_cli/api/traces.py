@@ -8,6 +8,7 @@ import pandas as pd
 
 from equinox_cli.core.errors import UserInputError
 from equinox_cli.core.types import Workload
+from equinox_cli.engines.sim.profiles import PROFILES
 from equinox_cli.workload.build import WorkloadSpec, build_workload
 from equinox_cli.workload.schema import workload_to_frame
 
@@ -29,6 +30,8 @@ def trace_stats(spec: WorkloadSpec) -> tuple[dict[str, object], pd.DataFrame, li
         "rate_rps": len(frame) / duration if duration > 0 else float("nan"),
         "prompt_mean": float(frame["prompt_tokens"].mean()),
         "output_mean": float(frame["output_tokens"].mean()),
+        "prompt_max": int(frame["prompt_tokens"].max()),
+        **over_context(frame),
     }
     grouped = frame.groupby("client_id", sort=True)
     per_client = pd.DataFrame(
@@ -43,6 +46,19 @@ def trace_stats(spec: WorkloadSpec) -> tuple[dict[str, object], pd.DataFrame, li
         }
     ).reset_index()
     return overall, per_client, warnings
+
+
+def over_context(frame: pd.DataFrame) -> dict[str, int]:
+    """For each built-in profile's model context (max_model_len), how many requests a server with
+    it refuses (`prompts_over_N`: a prompt of N tokens or more) and how many more it cuts
+    (`max_tokens_cut_N`: prompt + max_tokens over N): a trace made for a longer-context model
+    otherwise just looks fast (Mooncake's conversations: 45 % refused at 8,192)."""
+    prompt, cap = frame["prompt_tokens"], frame["max_tokens"]
+    out: dict[str, int] = {}
+    for context in sorted({p.max_model_len for p in PROFILES.values()}):
+        out[f"prompts_over_{context}"] = int((prompt >= context).sum())
+        out[f"max_tokens_cut_{context}"] = int(((prompt < context) & (prompt + cap > context)).sum())
+    return out
 
 
 def _interarrival_cv(arrivals: pd.Series) -> float:
