@@ -45,10 +45,15 @@ FAILED_STATUSES = ("error", "timeout", "not_sent", "length_mismatch")  # a live 
 
 def within_slo(finished: pd.DataFrame, cfg: MetricsConfig) -> pd.Series:
     """Per finished request: TTFT and TPOT within its tenant's objectives (no TPOT: one token)."""
-    slos = {c: cfg.slo.for_client(str(c)) for c in finished["client_id"].unique()}  # once per tenant
-    ttft_slo = finished["client_id"].map({c: slo.ttft_s for c, slo in slos.items()}).astype(float)
-    tpot_slo = finished["client_id"].map({c: slo.tpot_s for c, slo in slos.items()}).astype(float)
-    return (finished["ttft_s"] <= ttft_slo) & ((finished["tpot_s"] <= tpot_slo) | finished["tpot_s"].isna())
+    # per tenant once, then indexed by each row's tenant (Series.map over an Arrow string column
+    # took 0.09 s of a 36,000-request replay)
+    codes, tenants = pd.factorize(finished["client_id"])
+    slos = [cfg.slo.for_client(str(c)) for c in tenants]
+    ttft_slo = np.array([slo.ttft_s for slo in slos], dtype=float)[codes]
+    tpot_slo = np.array([slo.tpot_s for slo in slos], dtype=float)[codes]
+    tpot = finished["tpot_s"].to_numpy(float)
+    ok = (finished["ttft_s"].to_numpy(float) <= ttft_slo) & ((tpot <= tpot_slo) | np.isnan(tpot))
+    return pd.Series(ok, index=finished.index)
 
 
 def _system(requests: pd.DataFrame, steps: pd.DataFrame, cfg: MetricsConfig) -> dict[str, float]:
