@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -330,3 +331,46 @@ def test_each_distinct_tenant_in_a_step_adds_the_adapter_cost(admission: str) ->
         extras[tenants] = (steps["step_time_s"] - np.array(model)).to_numpy()
     assert extras[1] == pytest.approx(np.full(len(extras[1]), 1e-3))
     assert extras[4] == pytest.approx(np.full(len(extras[4]), 4e-3))
+
+
+@pytest.mark.parametrize("collecting", [True, False])
+def test_the_cycle_collector_is_off_only_for_the_loop_and_restored(collecting: bool) -> None:
+    import gc
+
+    seen: list[bool] = []
+
+    class Observer:
+        def on_start(self, policy: str, total: int) -> None:
+            seen.append(gc.isenabled())
+
+        def on_advance(self, done: int, now_s: float) -> None:
+            pass
+
+        def on_end(self, policy: str) -> None:
+            raise RuntimeError("observer failed")  # the loop ends by an exception
+
+    workload, _ = build_workload(WorkloadSpec(source="overload", duration_s=5.0))
+    was = gc.isenabled()
+    (gc.enable if collecting else gc.disable)()
+    try:
+        with pytest.raises(RuntimeError, match="observer failed"):
+            SimEngine(get_profile("a10g-llama2-7b")).run(workload, FCFSPolicy(), Observer())
+        assert seen == [False] and gc.isenabled() == collecting
+    finally:
+        (gc.enable if was else gc.disable)()
+
+
+def test_a_run_leaves_no_cyclic_garbage(shared_traces: Path) -> None:
+    """Why the loop may run without the cycle collector: every policy's run, prefix cache and KV
+    gate included, is freed by reference counting alone."""
+    import gc
+
+    path = shared_traces / "mooncake" / "conversation_trace.jsonl"
+    trace = build_workload(WorkloadSpec(source=str(path), limit=300, time_scale=20.0))[0]
+    profile = apply_engine_args(get_profile("h100-llama3-8b"), {"kv_gate": "true"})
+    for policy in ("vtc", "equinox", "fcfs"):
+        engine = SimEngine(profile, gate_predictor=MovingAveragePredictor)
+        gc.collect()
+        result = engine.run(trace, make_policy(policy, {}, MovingAveragePredictor()))
+        del result, engine
+        assert gc.collect() == 0, policy
