@@ -116,17 +116,7 @@ def run_policies(
         )
     where = out_dir(workload) if out_dir is not None else Path(workload.name)
     routed = route_policy_params(config.policy_params, config.policy, list(policies))
-    server = (
-        server_policy(config.engine, config.policy, routed[config.policy]) if is_http(config.engine) else {}
-    )
-    if is_http(config.engine) and not server:
-        warnings.append(
-            f"{config.engine} does not say which policy it runs (not `equinox serve`?): the results are "
-            f"filed under --policy {config.policy}"
-        )
-    if is_http(config.engine) and forces_lengths(config.http.api):
-        context = server_context(config.engine, config.http.model)
-        warnings += live_context_warnings(workload, context) if context is not None else []
+    server = _check_live_server(config, routed[config.policy], workload, warnings)
     managed = managed_server(config.engine, config.vllm, where, config.predictor, profile.kv_gate)
     artifacts: dict[Path, Artifact] = {}
     engine = make_engine(
@@ -149,16 +139,7 @@ def run_policies(
             config.metrics,
         )
     summary = pd.DataFrame([run.summary for run in runs.values()])
-    warnings += client_time_warnings(runs)
-    if config.engine == "sim":
-        warnings += context_warnings(workload, profile.max_model_len)
-    else:
-        warnings += refused_warnings(runs)
-    if len(runs) > 1 and policies_identical(summary):
-        warnings.append(
-            "every policy gave identical results: the workload never queued on this engine "
-            "(raise --rate or --time-scale, or use a smaller profile)"
-        )
+    warnings += _after_run_warnings(config.engine, runs, summary, workload, profile.max_model_len)
     run_meta = {
         "schema": REPORT_SCHEMA,
         "command": "replay",
@@ -179,6 +160,43 @@ def run_policies(
         **_http_meta(config.engine, runs),
     }
     return ReplayOutcome(where, workload, summary, runs, warnings, run_meta)
+
+
+def _check_live_server(
+    config: ReplayConfig, params: Mapping[str, str], workload: Workload, warnings: list[str]
+) -> dict[str, object]:
+    """For an http:// engine: which policy the server says it runs ({} for the simulator or a
+    managed server), with warnings added when it says none and for what its context will refuse."""
+    if not is_http(config.engine):
+        return {}
+    server = server_policy(config.engine, config.policy, params)
+    if not server:
+        warnings.append(
+            f"{config.engine} does not say which policy it runs (not `equinox serve`?): the results are "
+            f"filed under --policy {config.policy}"
+        )
+    if forces_lengths(config.http.api):
+        context = server_context(config.engine, config.http.model)
+        warnings += live_context_warnings(workload, context) if context is not None else []
+    return server
+
+
+def _after_run_warnings(
+    engine: str,
+    runs: Mapping[str, RunTables],
+    summary: pd.DataFrame,
+    workload: Workload,
+    max_model_len: int,
+) -> list[str]:
+    """What the runs' numbers need said: late sends, refusals for the context, nothing queued."""
+    out = client_time_warnings(runs)
+    out += context_warnings(workload, max_model_len) if engine == "sim" else refused_warnings(runs)
+    if len(runs) > 1 and policies_identical(summary):
+        out.append(
+            "every policy gave identical results: the workload never queued on this engine "
+            "(raise --rate or --time-scale, or use a smaller profile)"
+        )
+    return out
 
 
 def context_warnings(workload: Workload, max_model_len: int) -> list[str]:
