@@ -3,7 +3,11 @@
 Service is VTC's cost w_p·prompt + w_q·output, divided by the client's weight. For time series a
 request's prompt service is credited when its first token appears (its prefill has completed) and
 its output tokens accrue linearly from the first token to the finish — exact up to the step time,
-since a running request emits one token per engine step. Demand is credited at arrival.
+since a running request emits one token per engine step. Demand is credited at arrival, for every
+request but those the engine refused as impossible (`aborted`: a prompt over the model's context,
+or a request larger than the KV cache): no policy could serve them, and counting them made a
+client with long prompts look under-served by a fair scheduler (its unmet demand in VTC's service
+difference, a larger max-min share in Jain's index). A request the policy rejected (RPM) is demand.
 """
 
 from __future__ import annotations
@@ -53,6 +57,7 @@ def _cumulative_service(rows: pd.DataFrame, cfg: ServiceConfig, ticks: np.ndarra
 
 
 def _cumulative_demand(rows: pd.DataFrame, cfg: ServiceConfig, ticks: np.ndarray) -> np.ndarray:
+    rows = rows[rows["status"] != "aborted"]  # refused by the engine: demand no policy could meet
     order = np.argsort(rows["arrival_s"].to_numpy(float), kind="stable")
     arrival = rows["arrival_s"].to_numpy(float)[order]
     cost = (
@@ -75,7 +80,8 @@ def timeline(requests: pd.DataFrame, cfg: ServiceConfig, end_s: float) -> pd.Dat
         demand = _cumulative_demand(rows, cfg, ticks)
         before = np.maximum(ticks - cfg.window_s, 0.0)
         s_before = np.interp(before, ticks, service, left=0.0)
-        d_before = _cumulative_demand(rows, cfg, before)
+        # a window that starts at 0 holds what arrived at 0 (a trace's first request does)
+        d_before = np.where(before > 0, _cumulative_demand(rows, cfg, before), 0.0)
         window = np.minimum(ticks, cfg.window_s)
         frames.append(
             pd.DataFrame(
