@@ -151,6 +151,17 @@ def test_vidur_timed_trace_keeps_its_arrivals(tmp_path: Path) -> None:
     assert any("0 output tokens" in w for w in warnings)
 
 
+def test_rows_without_prompt_are_dropped_with_a_warning_or_refused_when_all_are(tmp_path: Path) -> None:
+    path = tmp_path / "lengths.csv"
+    path.write_text("num_prefill_tokens,num_decode_tokens\n0,5\n12,3\n")
+    workload, warnings = _build(path, tenants="single")
+    assert [it.request.prompt_tokens for it in workload.items] == [12]
+    assert any("dropped 1 row(s) with 0 prompt tokens" in w for w in warnings)
+    path.write_text("num_prefill_tokens,num_decode_tokens\n0,5\n0,3\n")
+    with pytest.raises(UserInputError, match="no request with prompt tokens > 0"):
+        _build(path, tenants="single")
+
+
 def test_canonical_parquet_round_trip(tmp_path: Path) -> None:
     from equinox_cli.api import convert_trace
 

@@ -50,7 +50,12 @@ def finish_trace(frame: pd.DataFrame, path: Path, fmt: str) -> RawTrace:
     if empty.any():
         warnings.append(f"{path}: dropped {int(empty.sum())} row(s) with 0 output tokens")
         frame = frame[~empty]
-    frame = frame[frame["prompt_tokens"] > 0]
+    no_prompt = frame["prompt_tokens"] <= 0
+    if no_prompt.all():
+        raise UserInputError(f"{path}: no request with prompt tokens > 0")
+    if no_prompt.any():  # a server needs at least one prompt token
+        warnings.append(f"{path}: dropped {int(no_prompt.sum())} row(s) with 0 prompt tokens")
+        frame = frame[~no_prompt]
     if "arrival_s" in frame.columns:
         frame = frame.assign(arrival_s=frame["arrival_s"] - frame["arrival_s"].min())
     return RawTrace(frame=frame.reset_index(drop=True), format=fmt, warnings=warnings)
