@@ -71,21 +71,19 @@ def test_service_timeline_is_linear_in_decode() -> None:
 
 def test_demand_leaves_out_what_the_engine_refused_but_not_what_the_policy_rejected() -> None:
     cfg = ServiceConfig(w_p=1, w_q=2, tick_s=1.0, window_s=100.0)
-    extra = pd.DataFrame(
-        {
-            "request_id": ["c", "d"],
-            "client_id": ["x", "x"],
-            "weight": [1.0, 1.0],
-            "arrival_s": [2.0, 3.0],
-            "prompt_tokens": [5000, 7],
-            "output_tokens": [100, 3],
-            "max_tokens": [100, 3],
-            "status": ["aborted", "rejected"],  # over the model's context; refused by an RPM limit
-            "admitted_s": [np.nan, np.nan],
-            "first_token_s": [np.nan, np.nan],
-            "finish_s": [2.0, 3.0],
-            "preemptions": [0, 0],
-        }
+    # over the model's context (the engine refused it); refused by an RPM limit (the policy)
+    extra = _requests().assign(
+        request_id=["c", "d"],
+        client_id=["x", "x"],
+        weight=1.0,
+        arrival_s=[2.0, 3.0],
+        prompt_tokens=[5000, 7],
+        output_tokens=[100, 3],
+        max_tokens=[100, 3],
+        status=["aborted", "rejected"],
+        admitted_s=np.nan,
+        first_token_s=np.nan,
+        finish_s=[2.0, 3.0],
     )
     requests = pd.concat([_requests(), extra], ignore_index=True)
     totals = client_totals(requests, cfg, 6.0).set_index("client_id")
