@@ -8,6 +8,7 @@
   python benchmarks/bench_fairness.py --seeds 2 --variant a:alpha=0.9 --variant b:order=fifo  # tuning
   python benchmarks/bench_fairness.py --system --first-seed 2   # each policy in its own engine
   python benchmarks/bench_fairness.py --calibrate --profiles a10g-llama2-7b   # re-derive load scales
+  python benchmarks/bench_fairness.py --heldout --first-seed 7   # 13 cells no default was chosen on
 
 Every policy runs in the same simulated engine (`--engine` -E pairs apply to all): this measures
 the ordering's effect. `--system` instead runs VTC in VTC's engine and Equinox with its KV gate
