@@ -56,8 +56,13 @@ def _cumulative_service(rows: pd.DataFrame, cfg: ServiceConfig, ticks: np.ndarra
     return base + extra
 
 
+def _demanded(rows: pd.DataFrame) -> pd.DataFrame:
+    """The requests that count as demand: all but those the engine refused (no policy could meet them)."""
+    return rows[rows["status"] != "aborted"]
+
+
 def _cumulative_demand(rows: pd.DataFrame, cfg: ServiceConfig, ticks: np.ndarray) -> np.ndarray:
-    rows = rows[rows["status"] != "aborted"]  # refused by the engine: demand no policy could meet
+    """Weighted demand arrived up to each tick, of `_demanded` rows."""
     order = np.argsort(rows["arrival_s"].to_numpy(float), kind="stable")
     arrival = rows["arrival_s"].to_numpy(float)[order]
     cost = (
@@ -77,11 +82,12 @@ def timeline(requests: pd.DataFrame, cfg: ServiceConfig, end_s: float) -> pd.Dat
     for client, rows in requests.groupby("client_id", sort=True):
         done = rows[rows["status"] == "finished"]
         service = _cumulative_service(done, cfg, ticks) if len(done) else np.zeros(len(ticks))
-        demand = _cumulative_demand(rows, cfg, ticks)
+        asked = _demanded(rows)
+        demand = _cumulative_demand(asked, cfg, ticks)
         before = np.maximum(ticks - cfg.window_s, 0.0)
         s_before = np.interp(before, ticks, service, left=0.0)
         # a window that starts at 0 holds what arrived at 0 (a trace's first request does)
-        d_before = np.where(before > 0, _cumulative_demand(rows, cfg, before), 0.0)
+        d_before = np.where(before > 0, _cumulative_demand(asked, cfg, before), 0.0)
         window = np.minimum(ticks, cfg.window_s)
         frames.append(
             pd.DataFrame(
@@ -114,7 +120,7 @@ def client_totals(requests: pd.DataFrame, cfg: ServiceConfig, end_s: float) -> p
                 "finished": int((group["status"] == "finished").sum()),
                 "rejected": int((group["status"] == "rejected").sum()),
                 "aborted": int((group["status"] == "aborted").sum()),
-                "demand": float(_cumulative_demand(group, cfg, ticks)[0]),
+                "demand": float(_cumulative_demand(_demanded(group), cfg, ticks)[0]),
                 "service": service,
                 "service_rate": service / end_s if end_s > 0 else 0.0,
             }
