@@ -541,7 +541,9 @@ def summary(cells: pd.DataFrame, labels: list[str]) -> None:
         print(
             f"{label}: svc_diff <= 1.1x on {int((ratio['svc_diff'] <= 1.1).sum())}/{defined}; "
             f"lat_fair mean {lat.mean():.3f}x over {len(lat)}; "
-            f"ttft <= 0.6x on {int((ratio['ttft'] <= 0.6).sum())}, max {ratio['ttft'].max():.2f}x; "
+            f"ttft <= 0.6x on {int((ratio['ttft'] <= 0.6).sum())}, max {ratio['ttft'].max():.2f}x, "
+            f"geo-mean {np.exp(np.log(ratio['ttft'].dropna()).mean()):.3f}x; "
+            f"ttft_p99 max {ratio['ttft_p99'].max():.2f}x; "
             f"tput >= 1.0x on {int((ratio['tput'] >= 0.9995).sum())}, min {ratio['tput'].min():.3f}x"
         )
 

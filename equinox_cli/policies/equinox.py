@@ -31,7 +31,8 @@ admission waves: 2–17× VTC's service difference on the weighted suite at 3× 
 clients' HF differ by at most U + α·Λ, U being VTC's constant for these charges.
 Within a client, requests wait shortest-predicted-first (rank = its predicted charge + aging ×
 arrival time, so a request's rank gains `aging_tokens_per_s` per second it waits relative to later
-ones): order inside a client does not change what the clients get, and cuts their TTFT.
+ones; `rank_cap_tokens` caps the predicted charge in it, bounding the tail): order inside a client
+does not change what the clients get, and cuts their TTFT.
 
 Admitting against predicted KV need is an engine feature (`-E kv_gate=true`), not part of this.
 """
@@ -49,6 +50,7 @@ from equinox_cli.policies.gpu_time import GpuTimeModel, prior_from_predictor
 
 ORDERS = ("sjf", "fifo")
 SLACK_ORDERS = ("size", "slowdown")
+NONNEGATIVE = ("w_p", "w_q", "latency_tokens", "aging_tokens_per_s", "size_slack_tokens", "rank_cap_tokens")
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +68,9 @@ class EquinoxParams:
     tpot_slo_s: float = DEFAULT_TPOT_SLO_S
     order: str = "sjf"  # within a client: sjf (shortest predicted first, aged) | fifo
     aging_tokens_per_s: float = 50.0
+    # the most a request's predicted size counts in its rank (0: no cap): a request then waits
+    # behind later arrivals for at most rank_cap_tokens / aging_tokens_per_s seconds
+    rank_cap_tokens: float = 0.0
     # δ: admit the smallest aged request among the clients whose HF is within δ of the lowest
     # (0: the lowest HF's client only); adds δ to the bound, like Λ
     size_slack_tokens: float = 0.0
@@ -77,8 +82,9 @@ class EquinoxParams:
     def validate(self) -> str | None:
         if not 0.0 <= self.alpha <= 1.0:
             return f"alpha must be in [0, 1], got {self.alpha}"
-        if min(self.w_p, self.w_q, self.latency_tokens, self.aging_tokens_per_s, self.size_slack_tokens) < 0:
-            return "w_p, w_q, latency_tokens, aging_tokens_per_s and size_slack_tokens must be >= 0"
+        for name in NONNEGATIVE:
+            if getattr(self, name) < 0:
+                return f"{name} must be >= 0, got {getattr(self, name)}"
         if min(self.ttft_slo_s, self.tpot_slo_s) <= 0:
             return "ttft_slo_s and tpot_slo_s must be > 0"
         if not 0.0 < self.latency_ema <= 1.0:
@@ -178,6 +184,8 @@ class EquinoxPolicy(CounterPolicy):
         if p.order == "fifo":
             return 0.0
         size = p.w_p * request.prompt_tokens + p.w_q * self._predictor.predict_output_tokens(request)
+        if p.rank_cap_tokens > 0:
+            size = min(size, p.rank_cap_tokens)
         return size + p.aging_tokens_per_s * now_s
 
     def _choose_client(self, now_s: float) -> str | None:

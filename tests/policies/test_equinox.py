@@ -11,6 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from equinox_cli.core.errors import UserInputError
 from equinox_cli.core.protocols import RequestForecast, StepForecast
 from equinox_cli.core.types import Completion, EngineState, Request
 from equinox_cli.engines.sim.engine import SimEngine
@@ -190,6 +191,21 @@ def test_shortest_predicted_first_within_a_client_with_aging() -> None:
     fifo.on_arrival(make_request("long", "a", 0.0, prompt=1000), 0.0)
     fifo.on_arrival(make_request("short", "a", 1.0, prompt=10), 1.0)
     assert fifo.pick_next(2.0).request_id == "long"  # type: ignore[union-attr]
+
+
+def test_a_rank_cap_bounds_how_long_later_arrivals_overtake_a_large_request() -> None:
+    def order(cap: str, second_arrival_s: float) -> list[str]:
+        policy = make_policy("equinox", {"rank_cap_tokens": cap}, ConstantPredictor(0))
+        policy.on_arrival(make_request("long", "a", 0.0, prompt=1000), 0.0)
+        later = make_request("short", "a", second_arrival_s, prompt=10)
+        policy.on_arrival(later, second_arrival_s)
+        return [policy.pick_next(30.0).request_id for _ in range(2)]  # type: ignore[union-attr]
+
+    assert order("0", 15.0) == ["short", "long"]  # uncapped: 10 + 50·15 < 1000
+    assert order("500", 15.0) == ["long", "short"]  # capped: 500 < 10 + 750
+    assert order("500", 5.0) == ["short", "long"]  # within 500 / 50 s it still overtakes
+    with pytest.raises(UserInputError, match="rank_cap_tokens must be >= 0"):
+        make_policy("equinox", {"rank_cap_tokens": "-1"}, ConstantPredictor(0))
 
 
 def test_a_requeued_request_goes_back_to_the_front_of_its_client() -> None:
