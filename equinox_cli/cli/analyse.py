@@ -62,7 +62,7 @@ def compare(
         raise typer.Exit(1)
 
 
-SWEEP_EPILOG = "Example: equinox sweep benchmarks/regression.toml --out reports/sweep --jobs 2"
+SWEEP_EPILOG = "Example: equinox sweep benchmarks/regression/experiment.toml --out reports/sweep --jobs 2"
 
 
 def sweep(

@@ -29,6 +29,7 @@ app = typer.Typer(
     name="equinox",
     no_args_is_help=True,
     add_completion=False,
+    rich_markup_mode="markdown",
     help="Holistic fair scheduling for multi-tenant LLM serving: replay, compare, report.",
 )
 traces_app = typer.Typer(no_args_is_help=True, help="Inspect and convert traces.")

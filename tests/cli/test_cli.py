@@ -134,6 +134,10 @@ def test_every_command_has_help_example_and_readme_section() -> None:
         assert proc.returncode == 0
         assert "Example: equinox" in proc.stdout, command
         assert f"equinox {' '.join(command)}" in readme, command
+        example = proc.stdout[proc.stdout.index("Example: equinox") :].split()
+        for word in example:  # a file of this repository that the example names must exist
+            if word.startswith(("benchmarks/", "tests/", "docs/")):
+                assert (ROOT / word).exists(), (command, word)
 
 
 def test_importing_the_package_stays_light() -> None:
