@@ -95,9 +95,11 @@ def stats_table(stats: dict[str, object], per_client: pd.DataFrame, title: str) 
 
 
 def _cell(value: object) -> str:
-    if isinstance(value, float):
-        return f"{value:.2f}"
-    return str(value)
+    """Floats to about three significant digits, so that a narrow terminal folds no number."""
+    if not isinstance(value, float) or not math.isfinite(value):
+        return str(value)
+    size = abs(value)
+    return f"{value:.0f}" if size >= 100 else f"{value:.1f}" if size >= 10 else f"{value:.2f}"
 
 
 def mope_output_table(metrics: pd.DataFrame) -> Table:

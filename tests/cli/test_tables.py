@@ -7,7 +7,7 @@ import math
 import pandas as pd
 from rich.console import Console
 
-from equinox_cli.cli.tables import comparison_table
+from equinox_cli.cli.tables import comparison_table, stats_table
 from equinox_cli.core.schema import SUMMARY_COLUMNS
 
 
@@ -28,3 +28,22 @@ def test_the_engines_own_ttft_is_shown_only_when_a_managed_server_logged_it() ->
     assert "TTFT in the engine, mean (s)" in _text(_summary(0.25))
     simulated = _text(_summary(math.nan))
     assert "TTFT in the engine" not in simulated and "TTFT mean (s)" in simulated
+
+
+def test_trace_stats_numbers_stay_whole_in_a_narrow_terminal() -> None:
+    per_client = pd.DataFrame(
+        {
+            "client_id": ["c0"],
+            "requests": [999],
+            "prompt_p50": [11679.0],
+            "prompt_p99": [62372.92],
+            "cv": [0.5312],
+        }
+    )
+    stats = {"duration_s": 1022.02, "rate_rps": 3.91, "output_mean": 14.917, "nan": math.nan}
+    console = Console(width=60, record=True)
+    console.print(stats_table(stats, per_client, "t"))
+    text = console.export_text()
+    assert "11679" in text and "62373" in text and "0.53" in text  # three significant digits, unfolded
+    assert "duration_s=1022 " in text and "rate_rps=3.91" in text and "output_mean=14.9" in text
+    assert "nan=nan" in text
