@@ -22,7 +22,7 @@ Per workload and policy, the mean over seeds and its 95 % interval (t) of:
   two such tenants (e.g. every tenant over its share). It rates equal misery (FCFS) as fair, so:
 - lat_iso: latency isolation, the mean of 1 / slowdown over the same tenants (1 = as if alone);
 - ttft / ttft_p99 / ttft_under: TTFT mean and p99 overall, and the mean of the under-share tenants;
-- tput: output tokens/s; goodput: requests/s within TTFT <= 5 s and TPOT <= 0.2 s;
+- tput: output tokens/s; goodput: requests/s within the default SLO (TTFT <= 2 s, TPOT <= 0.2 s);
 - refused: share of requests the engine could never run (aborted) or the policy rejected.
 Then Equinox/VTC ratios of the means. Numbers depend on the simulator (see the fidelity issue).
 The Azure mix is a fixed trace: its seeds do not change it (interval 0), and no MoPE is trained
