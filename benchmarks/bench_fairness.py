@@ -16,6 +16,9 @@ the ordering's effect. `--system` instead runs VTC in VTC's engine and Equinox w
 Per workload and policy, the mean over seeds and its 95 % interval (t) of:
 - svc_diff: VTC's service difference, mean over the run, in weighted tokens/s (÷ its 60 s window);
 - jain60: Jain's index of service / max-min share in 60 s windows (mean);
+- gpu_jain: the same over the run's window for GPU time (metrics/fairness.gpu_time_jain: each
+  tenant's GPU seconds, steps split by the step-time model, over its max-min share of them, its
+  demand priced at its own GPU seconds per token); each tenant's GPU share with --tenants;
 - lat_fair: latency fairness (metrics/fairness.py): Jain of 1 / TTFT slowdown, a tenant's mean TTFT
   shared over its mean TTFT alone on the same engine (FCFS, its own requests only), over the
   tenants whose demand fits their max-min share (a flooder is never counted); NaN with fewer than
@@ -52,7 +55,7 @@ from scipy import stats
 from equinox_cli.core.types import Workload
 from equinox_cli.engines.sim.engine import SimEngine, apply_engine_args
 from equinox_cli.engines.sim.profiles import Profile, get_profile
-from equinox_cli.metrics.fairness import latency_fairness, latency_isolation, under_share
+from equinox_cli.metrics.fairness import gpu_time_jain, latency_fairness, latency_isolation, under_share
 from equinox_cli.metrics.summary import MetricsConfig, summarize
 from equinox_cli.policies import NEEDS_PREDICTOR, make_policy
 from equinox_cli.predict.registry import predictor_from_spec
@@ -80,7 +83,8 @@ MOPE = {
     "mope": ({}, "mope:{mope}"),
     "mope-all-targets": ({"alpha": "0.9"}, "mope:{mope}"),
 }
-METRICS = ("svc_diff", "jain60", "lat_fair", "lat_iso", "ttft", "ttft_p99", "ttft_under", "tput", "goodput")
+METRICS = ("svc_diff", "jain60", "gpu_jain", "lat_fair", "lat_iso", "ttft", "ttft_p99", "ttft_under")
+METRICS += ("tput", "goodput")
 METRICS += ("refused",)
 
 
@@ -282,6 +286,7 @@ def run_policy(
         pd.DataFrame(result.steps),
         pd.DataFrame(result.counters, columns=list(result.counters)),
         MetricsConfig(),
+        result.client_gpu_s,
     )
 
 
@@ -299,11 +304,14 @@ def figures(tables: object, solo: dict[str, float], window_s: float) -> dict[str
     summary, clients = tables.summary, tables.clients.set_index("client_id")  # type: ignore[attr-defined]
     slowdown = np.array([clients.loc[c, "ttft_mean_s"] / solo[c] for c in clients.index])
     demand = clients["demand"].to_numpy(float)
-    capacity = float(clients["service"].sum())
+    service = clients["service"].to_numpy(float)
+    capacity = float(service.sum())
     under = under_share(demand, capacity)
     return {
         "svc_diff": float(summary["service_diff_mean"]) / window_s,
         "jain60": float(summary["jain_windowed_mean"]),
+        "gpu_jain": gpu_time_jain(clients["gpu_s"].to_numpy(float), service, demand),
+        "gpu_shares": {str(c): float(x) for c, x in clients["gpu_share"].items()},
         "lat_fair": latency_fairness(slowdown, demand, capacity),
         "lat_iso": latency_isolation(slowdown, demand, capacity),
         "ttft": float(summary["ttft_mean_s"]),
@@ -464,6 +472,8 @@ def tenants(cells: pd.DataFrame) -> None:
         for row in group.itertuples():
             shown = "  ".join(f"{c} {x:.1f}" for c, x in sorted(row.slowdowns.items()))
             print(f"  {row.policy:<12} lat_fair {row.lat_fair:6.3f}  {shown or '(none)'}")
+            gpu = "  ".join(f"{c} {x:.3f}" for c, x in sorted(row.gpu_shares.items()))
+            print(f"  {'':<12} gpu share  {gpu}")
 
 
 def run_cell(job: tuple) -> list[dict[str, object]]:
@@ -483,7 +493,7 @@ def run_cell(job: tuple) -> list[dict[str, object]]:
         own = apply_engine_args(profile, engine) if engine else profile
         if "{mope}" in variant.predictor and not (mope and fairness_mope.trained(mope)):
             # no MoPE for this case (--train-mope says why)
-            fig = {**dict.fromkeys(METRICS, math.nan), "slowdowns": {}}
+            fig = {**dict.fromkeys(METRICS, math.nan), "slowdowns": {}, "gpu_shares": {}}
         else:
             fig = figures(run_policy(workload, variant, own, mope), solo, window_s)
         cells.append(
@@ -518,7 +528,7 @@ def report(cells: pd.DataFrame, engine_args: dict[str, str], labels: list[str], 
             print(line + f"{ratio:>14.3f}")
 
 
-RATIOS = ("svc_diff", "lat_fair", "ttft", "ttft_p99", "tput", "ttft_under")
+RATIOS = ("svc_diff", "gpu_jain", "lat_fair", "ttft", "ttft_p99", "tput", "ttft_under")
 
 
 def summary(cells: pd.DataFrame, labels: list[str]) -> None:

@@ -137,6 +137,7 @@ def run_policies(
             pd.DataFrame(result.steps),
             pd.DataFrame(result.counters, columns=list(result.counters)),
             config.metrics,
+            result.client_gpu_s,
         )
     summary = pd.DataFrame([run.summary for run in runs.values()])
     warnings += _after_run_warnings(config.engine, runs, summary, workload, profile.max_model_len)

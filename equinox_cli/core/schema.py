@@ -115,6 +115,8 @@ REPORT_TABLES: dict[str, tuple[str, ...]] = {
         "e2e_mean_s",
         "output_tokens_served",
         "requests_in_slo",
+        "gpu_s",  # engine seconds its requests took to the last arrival (steps split by the step-time model)
+        "gpu_share",
     ),
     "steps": ("policy", *ENGINE_STEP_COLUMNS),
     "timeline": (

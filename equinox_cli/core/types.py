@@ -120,7 +120,9 @@ class RunResult:
     """Everything one engine run produced, as columns: lists or typed arrays (one writer turns it to Parquet).
 
     requests: one row per request; steps: one row per engine step; counters: periodic samples
-    of the policy's per-client counters (empty for policies without counters).
+    of the policy's per-client counters (empty for policies without counters); client_gpu_s: the
+    engine time each client's requests took up to the last arrival (the metrics' fairness
+    window), where the engine can split its steps between clients (the simulator; empty live).
     """
 
     policy: str
@@ -128,3 +130,4 @@ class RunResult:
     steps: Mapping[str, Column]
     counters: Mapping[str, Column]
     config: Mapping[str, object]
+    client_gpu_s: Mapping[str, float] = field(default_factory=dict)

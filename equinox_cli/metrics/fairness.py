@@ -39,6 +39,19 @@ def normalised_jain(service: np.ndarray, demand: np.ndarray) -> float:
     return jain(np.asarray(service, dtype=float)[mask] / fair[mask]) if mask.any() else float("nan")
 
 
+def gpu_time_jain(gpu_s: np.ndarray, service: np.ndarray, demand: np.ndarray) -> float:
+    """Jain's index of GPU time / max-min fair share of the GPU time spent, each client's demand
+    in GPU seconds being its token demand at its own GPU seconds per token served (the run's
+    average for a client served nothing): resource fairness, where normalised_jain is service
+    fairness. NaN when no GPU time is known (a live engine)."""
+    gpu, served = np.asarray(gpu_s, dtype=float), np.asarray(service, dtype=float)
+    if not np.isfinite(gpu).all() or gpu.sum() <= 0:
+        return float("nan")
+    average = gpu.sum() / served.sum() if served.sum() > 0 else 0.0
+    rate = np.divide(gpu, served, out=np.full_like(gpu, average), where=served > 0)
+    return normalised_jain(gpu, np.asarray(demand, dtype=float) * rate)
+
+
 def service_difference(timeline: pd.DataFrame) -> pd.DataFrame:
     """VTC's diff(t) = Σ_j min(max_k s_k − s_j, |d_j − s_j|) per tick (s, d windowed, weighted)."""
     s = timeline.pivot(index="time_s", columns="client_id", values="service").fillna(0.0)

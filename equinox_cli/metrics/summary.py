@@ -6,6 +6,7 @@ drains and any policy looks fair. Throughput and utilisation use the whole run (
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -79,7 +80,10 @@ def summarize(
     steps: pd.DataFrame,
     counters: pd.DataFrame,
     cfg: MetricsConfig,
+    client_gpu_s: Mapping[str, float] | None = None,
 ) -> RunTables:
+    """`client_gpu_s`: the engine seconds each client took (RunResult.client_gpu_s); none or
+    empty (a live engine): its clients' gpu_s and gpu_share are NaN."""
     requests = with_latencies(raw_requests)
     end_s = float(requests["arrival_s"].max()) if len(requests) else 0.0
     end_s = max(end_s, cfg.service.tick_s)
@@ -109,7 +113,17 @@ def summarize(
         "fairness_window_end_s": end_s,
     }
     clients = clients.merge(_client_latency(requests, cfg), on="client_id", how="left")
+    clients = _gpu_time(clients, client_gpu_s or {})
     return RunTables(requests, clients, steps, line, counters, summary)
+
+
+def _gpu_time(clients: pd.DataFrame, client_gpu_s: Mapping[str, float]) -> pd.DataFrame:
+    """Each client's engine seconds and its share of the run's (a client never scheduled: 0)."""
+    if not client_gpu_s or clients.empty:
+        return clients.assign(gpu_s=float("nan"), gpu_share=float("nan"))
+    gpu = np.array([client_gpu_s.get(str(c), 0.0) for c in clients["client_id"]], dtype=float)
+    total = gpu.sum()
+    return clients.assign(gpu_s=gpu, gpu_share=gpu / total if total > 0 else float("nan"))
 
 
 def _engine_ttft(requests: pd.DataFrame) -> dict[str, float]:

@@ -374,3 +374,28 @@ def test_a_run_leaves_no_cyclic_garbage(shared_traces: Path) -> None:
         result = engine.run(trace, make_policy(policy, {}, MovingAveragePredictor()))
         del result, engine
         assert gc.collect() == 0, policy
+
+
+def test_gpu_time_splits_each_step_by_what_each_client_adds() -> None:
+    """One prefill step of 100 + 10 prompt tokens: the fixed cost and the rest split 100 : 10;
+    c's step starts at the last arrival, after the fairness window, and is not counted."""
+    profile = replace(get_profile("a100-llama2-7b"), c_adapter_s=0.0, step_residuals=())
+    workload = make_workload([("a", 0.0, 100, 1), ("b", 0.0, 10, 1), ("c", 10.0, 10, 1)])
+    result = SimEngine(profile).run(workload, FCFSPolicy())
+    step_s = float(pd.DataFrame(result.steps)["step_time_s"].iloc[0])
+    assert len(result.steps["step"]) == 2
+    assert result.client_gpu_s["a"] == pytest.approx(step_s * 100 / 110)
+    assert result.client_gpu_s["b"] == pytest.approx(step_s * 10 / 110)
+    assert "c" not in result.client_gpu_s
+
+
+def test_gpu_time_adds_up_to_the_steps_in_the_window_and_weighs_decoders_by_context() -> None:
+    profile = replace(get_profile("a100-llama2-7b"), kv_capacity_tokens=6000, max_num_seqs=32)
+    # the same output lengths; a reads 20x the context of b at every decode step
+    rows = [("a", 0.1 * i, 2000, 50) for i in range(10)] + [("b", 0.1 * i, 100, 50) for i in range(10)]
+    result = SimEngine(profile).run(make_workload(rows), FCFSPolicy())
+    steps = pd.DataFrame(result.steps)
+    end_s = 0.9  # the last arrival: the metrics' fairness window
+    in_window = (np.minimum(steps["start_s"] + steps["step_time_s"], end_s) - steps["start_s"]).clip(lower=0)
+    assert sum(result.client_gpu_s.values()) == pytest.approx(float(in_window.sum()))
+    assert result.client_gpu_s["a"] > 2 * result.client_gpu_s["b"]

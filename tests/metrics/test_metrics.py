@@ -161,3 +161,30 @@ def test_summary_has_the_engines_own_ttft_only_where_an_engine_logged_it() -> No
     assert summary["engine_ttft_mean_s"] == pytest.approx(0.3)  # the timed-out request is left out
     assert summary["engine_ttft_p99_s"] == pytest.approx(0.398)
     assert summary["ttft_mean_s"] == pytest.approx(1.0)  # the client's own is unchanged
+
+
+def test_clients_carry_their_gpu_time_and_share_only_where_the_engine_split_it() -> None:
+    from equinox_cli.metrics.summary import MetricsConfig, summarize
+
+    counters = pd.DataFrame(columns=["time_s", "client_id", "counter", "backlogged"])
+    requests = _requests()
+    clients = sorted(requests["client_id"].unique())
+    split = summarize("vtc", requests, pd.DataFrame(), counters, MetricsConfig(), {clients[0]: 3.0})
+    table = split.clients.set_index("client_id")
+    assert table.loc[clients[0], "gpu_s"] == 3.0 and table.loc[clients[0], "gpu_share"] == 1.0
+    assert all(table.loc[c, "gpu_s"] == 0.0 for c in clients[1:])  # never scheduled: none
+    live = summarize("vtc", requests, pd.DataFrame(), counters, MetricsConfig()).clients
+    assert live["gpu_s"].isna().all() and live["gpu_share"].isna().all()
+
+
+def test_gpu_time_jain_judges_gpu_seconds_against_demand_in_gpu_seconds() -> None:
+    from equinox_cli.metrics.fairness import gpu_time_jain
+
+    # equal token demand and service, but b's tokens cost 3x the GPU time: b's demand is 3x in GPU
+    # seconds, and with 4 s of GPU a max-min split gives a 1 s (all of its need) and b 3 s
+    demand, service = np.array([100.0, 100.0]), np.array([100.0, 100.0])
+    assert gpu_time_jain(np.array([1.0, 3.0]), service, demand) == pytest.approx(1.0)
+    # the same GPU time split evenly would starve b of GPU time it needed
+    uneven = gpu_time_jain(np.array([2.0, 2.0]), np.array([200.0, 66.7]), demand)
+    assert uneven < 0.95
+    assert np.isnan(gpu_time_jain(np.array([np.nan, np.nan]), service, demand))

@@ -88,6 +88,7 @@ class SimEngine:
             steps=state.out.steps,
             counters=state.out.counters,
             config=config,
+            client_gpu_s=state.gpu_s,
         )
 
 
@@ -116,6 +117,8 @@ class _Run:
         self.observer = observer
         self.sample_s = counter_sample_s
         self.out = Records()
+        self.gpu_s: dict[str, float] = {}  # engine seconds per client, to the last arrival (_attribute)
+        self.window_end_s = max((it.request.arrival_s for it in workload.items), default=0.0)
         self.now = 0.0
         self.step = 0
         self.next_arrival = 0
@@ -206,7 +209,36 @@ class _Run:
             c = seq.request.client_id
             p, d, k = by_client.get(c, (0, 0, 0))
             by_client[c] = _make(ClientStepService, (p + n, d, k))
+        self._attribute(by_client, chunks, dt)
         self.policy.on_progress(_make(Progress, (self.now, dt, util, by_client, load)))
+
+    def _attribute(
+        self, by_client: dict[str, ClientStepService], chunks: list[tuple[Seq, int]], dt: float
+    ) -> None:
+        """Split the step's time between its clients by what each adds to the step-time model
+        (its prompt tokens, decoders, attention reads and adapter); the fixed cost and the step's
+        residual go in the same proportions. Only the time up to the last arrival counts: the
+        fairness window of the metrics (after it every backlog drains)."""
+        counted_s = min(self.now, self.window_end_s) - (self.now - dt)
+        if counted_s <= 0:
+            return
+        p = self.p
+        cpk, cd, ckv, ca = p.c_p_s + p.c_kv_s, p.c_d_s, p.c_kv_s, p.c_adapter_s
+        total = 0.0  # two passes over a few clients: cheaper than a dict of costs per step
+        for pre, dec, ctx in by_client.values():
+            total += cpk * pre + cd * dec + ckv * ctx + ca
+        for seq, _ in chunks:  # a chunk also reads its own earlier chunks and cache hits
+            total += ckv * seq.prefilled
+        gpu = self.gpu_s
+        if total <= 0:  # a profile without per-token costs: the clients in the step alike
+            for c in by_client:
+                gpu[c] = gpu.get(c, 0.0) + counted_s / len(by_client)
+            return
+        scale = counted_s / total
+        for c, (pre, dec, ctx) in by_client.items():
+            gpu[c] = gpu.get(c, 0.0) + scale * (cpk * pre + cd * dec + ckv * ctx + ca)
+        for seq, _ in chunks:
+            gpu[seq.request.client_id] += scale * ckv * seq.prefilled
 
     def _complete_prefills(self, chunks: list[tuple[Seq, int]], next_tick: int) -> None:
         batch = self.batch
