@@ -403,7 +403,9 @@ def main() -> None:
         "--calibrate", action="store_true", help="print each case's scale for FCFS TTFT ~15 s (seed 0)"
     )
     parser.add_argument(
-        "--tenants", action="store_true", help="also print each under-share tenant's slowdown per seed"
+        "--tenants",
+        action="store_true",
+        help="also print each under-share tenant's slowdown and each tenant's GPU share per seed",
     )
     args = parser.parse_args()
     seeds = range(args.first_seed, args.first_seed + (2 if args.quick else args.seeds))
@@ -465,7 +467,8 @@ def main() -> None:
 
 def tenants(cells: pd.DataFrame) -> None:
     """Per cell and policy: latency fairness and the under-share tenants' TTFT slowdowns (shared
-    mean TTFT / alone), so that a change of lat_fair can be traced to the tenants that moved it."""
+    mean TTFT / alone), so that a change of lat_fair can be traced to the tenants that moved it;
+    and every tenant's share of the GPU time to the last arrival."""
     print("\nunder-share tenants' TTFT slowdown (shared / alone), per seed")
     for (profile, workload, seed), group in cells.groupby(["profile", "workload", "seed"], sort=False):
         print(f"{profile} / {workload} seed {seed}")
