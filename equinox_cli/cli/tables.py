@@ -65,12 +65,18 @@ def comparison_table(summary: pd.DataFrame, title: str, utilisation: str = "GPU 
 
 
 def clients_table(clients_by_policy: dict[str, pd.DataFrame]) -> Table:
-    table = Table(title="Per-client service rate (weighted tokens/s) and mean TTFT (s)", title_justify="left")
+    """Per client: demand, and per policy its service rate, mean TTFT and, where the engine split
+    its steps between clients (the simulator), its share of the GPU time."""
+    gpu = all("gpu_share" in f and f["gpu_share"].notna().any() for f in clients_by_policy.values())
+    title = "Per-client service rate (weighted tokens/s), mean TTFT (s)" + (" and GPU share" if gpu else "")
+    table = Table(title=title, title_justify="left")
     table.add_column("client", overflow="fold")
     table.add_column("demand/s", justify="right", overflow="fold")
     for policy in clients_by_policy:
         table.add_column(f"{policy} svc/s", justify="right", overflow="fold")
         table.add_column(f"{policy} TTFT", justify="right", overflow="fold")
+        if gpu:
+            table.add_column(f"{policy} GPU", justify="right", overflow="fold")
     first = next(iter(clients_by_policy.values()))
     window = first["service"].sum() / first["service_rate"].sum() if first["service_rate"].sum() else 1.0
     for i, row in first.iterrows():
@@ -80,6 +86,8 @@ def clients_table(clients_by_policy: dict[str, pd.DataFrame]) -> Table:
                 f"{frame.loc[i, 'service_rate']:.0f}",
                 _fmt(frame.loc[i, "ttft_mean_s"], "{:.2f}"),
             ]
+            if gpu:
+                cells.append(_fmt(100 * frame.loc[i, "gpu_share"], "{:.1f}%"))
         table.add_row(*cells)
     return table
 

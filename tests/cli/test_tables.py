@@ -7,7 +7,7 @@ import math
 import pandas as pd
 from rich.console import Console
 
-from equinox_cli.cli.tables import comparison_table, stats_table
+from equinox_cli.cli.tables import clients_table, comparison_table, stats_table
 from equinox_cli.core.schema import SUMMARY_COLUMNS
 
 
@@ -47,3 +47,20 @@ def test_trace_stats_numbers_stay_whole_in_a_narrow_terminal() -> None:
     assert "11679" in text and "62373" in text and "0.53" in text  # three significant digits, unfolded
     assert "duration_s=1022 " in text and "rate_rps=3.91" in text and "output_mean=14.9" in text
     assert "nan=nan" in text
+
+
+def test_the_clients_table_shows_gpu_shares_only_where_the_engine_split_its_steps() -> None:
+    def frame(share: float) -> pd.DataFrame:
+        return pd.DataFrame(
+            {"client_id": ["a", "b"], "demand": [10.0, 20.0], "service": [10.0, 20.0]}
+            | {"service_rate": [1.0, 2.0], "ttft_mean_s": [0.5, 0.7], "gpu_share": [share, 1 - share]}
+        )
+
+    def text(share: float) -> str:
+        console = Console(width=200, record=True)
+        console.print(clients_table({"equinox": frame(share), "vtc": frame(share)}))
+        return console.export_text()
+
+    simulated = text(0.25)
+    assert "vtc GPU" in simulated and "25.0%" in simulated and "75.0%" in simulated
+    assert "GPU" not in text(math.nan)  # a live engine: no column of dashes
