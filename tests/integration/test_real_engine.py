@@ -68,10 +68,27 @@ def replayed(overload_trace: Path, tmp_path_factory: pytest.TempPathFactory) -> 
     )
 
 
+# Requests the client may lose to the connection itself per run (of ~1,900), recorded with their
+# reason, without failing the policy checks: once in CI (2026-12-05) the server reset one pooled
+# connection before answering ("connection: ClientOSError: [Errno 104]"); its prompt never reached
+# the engine. A policy or engine fault shows as another status or reason and still fails.
+CONNECTION_FAULTS_ALLOWED = 1
+
+
+def _reached(requests: pd.DataFrame) -> pd.DataFrame:
+    """The requests that reached the engine: all but the connection faults allowed above."""
+    lost = (requests["status"] == "error") & requests["reason"].fillna("").str.startswith("connection:")
+    assert lost.sum() <= CONNECTION_FAULTS_ALLOWED, requests["reason"].value_counts()
+    if lost.any():
+        print({"connection_faults": requests.loc[lost, "reason"].tolist()})
+    return requests[~lost]
+
+
 def _clients(outcome: api.ReplayOutcome, policy: str) -> pd.DataFrame:
     run = outcome.runs[policy]
-    assert (run.requests["status"] == "finished").all(), run.requests["reason"].value_counts()
-    assert run.requests["length_ok"].all()
+    reached = _reached(run.requests)
+    assert (reached["status"] == "finished").all(), run.requests["reason"].value_counts()
+    assert reached["length_ok"].all()
     return run.clients.set_index("client_id")
 
 
@@ -92,11 +109,13 @@ def test_the_engine_log_fills_steps_and_engine_side_request_columns(replayed: ap
     for policy, run in replayed.runs.items():
         steps, requests = run.steps, run.requests
         assert len(steps) > 100, policy
-        # every prompt token the clients sent was prefilled (more only if preemption recomputed some)
-        assert steps["prefill_tokens"].sum() >= requests["prompt_tokens"].sum()
-        assert requests["running_at_admit"].notna().all() and requests["preemptions"].notna().all()
+        reached = _reached(requests)
+        # every prompt token that reached the engine was prefilled (more only if preemption recomputed some)
+        assert steps["prefill_tokens"].sum() >= reached["prompt_tokens"].sum()
+        assert reached["running_at_admit"].notna().all() and reached["preemptions"].notna().all()
     meta = json.loads((replayed.out_dir / "run.json").read_text())
-    assert meta["complete"] is True and set(meta["runs"]) == {"equinox", "vtc", "fcfs"}
+    every_request = all((run.requests["status"] == "finished").all() for run in replayed.runs.values())
+    assert meta["complete"] is every_request and set(meta["runs"]) == {"equinox", "vtc", "fcfs"}
 
 
 def test_equinox_lowers_the_light_tenants_ttft_and_serves_its_questions_first_as_forecast(
@@ -163,7 +182,8 @@ def _burst_span_steps(outcome: api.ReplayOutcome, policy: str) -> float:
 
 
 def _light(requests: pd.DataFrame) -> pd.DataFrame:
-    light = requests[requests["client_id"] == "light"]
+    reached = _reached(requests)
+    light = reached[reached["client_id"] == "light"]
     assert light["engine_ttft_steps"].notna().all()  # every request is in the engine's log
     return light
 
